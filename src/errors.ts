@@ -1,0 +1,93 @@
+/**
+ * One error class for every failure a caller can act on. `code` is machine-readable and stable;
+ * `field` names the offending input (fal-style dotted path, e.g. `image_size.width`) when there is one;
+ * the message says what was wrong and what is allowed.
+ *
+ * Errors cross the worker boundary with their code and fields intact (see workers/error-transfer.ts),
+ * unlike Comlink's default handler, which keeps only name/message/stack.
+ */
+export type FluxErrorCode =
+  | 'invalid_input' // a request field is missing, of the wrong type, or out of range
+  | 'invalid_manifest' // a pack manifest does not follow docs/model-pack.md
+  | 'pack_not_installed' // asked to load a pack that is not (fully) in storage
+  | 'pack_file_missing' // a file the manifest lists cannot be found / fetched
+  | 'pack_file_corrupt' // size or sha256 mismatch
+  | 'pack_install_failed' // download or storage write failed
+  | 'model_io_mismatch' // a graph's inputs/outputs don't match what the pipeline needs
+  | 'webgpu_unavailable' // no navigator.gpu / no adapter
+  | 'missing_gpu_feature' // e.g. an fp16 graph on an adapter without shader-f16
+  | 'not_loaded' // generate() before a pack is loaded
+  | 'cancelled' // the caller cancelled
+  | 'busy' // a second operation while one is running
+  | 'runtime_error'; // anything the runtime (ORT, WebGPU) threw
+
+export interface FluxErrorOptions {
+  field?: string;
+  cause?: unknown;
+  details?: Record<string, unknown>;
+}
+
+export class FluxError extends Error {
+  override readonly name = 'FluxError';
+  readonly code: FluxErrorCode;
+  readonly field?: string;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: FluxErrorCode, message: string, options: FluxErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    if (options.field !== undefined) this.field = options.field;
+    if (options.details !== undefined) this.details = options.details;
+  }
+
+  /** Plain-object form for postMessage / JSON. */
+  toJSON(): SerializedFluxError {
+    return {
+      name: 'FluxError',
+      code: this.code,
+      message: this.message,
+      ...(this.field !== undefined ? { field: this.field } : {}),
+      ...(this.details !== undefined ? { details: this.details } : {}),
+      ...(this.stack !== undefined ? { stack: this.stack } : {}),
+    };
+  }
+
+  static fromJSON(s: SerializedFluxError): FluxError {
+    const e = new FluxError(s.code, s.message, {
+      ...(s.field !== undefined ? { field: s.field } : {}),
+      ...(s.details !== undefined ? { details: s.details } : {}),
+    });
+    if (s.stack) e.stack = s.stack;
+    return e;
+  }
+}
+
+export interface SerializedFluxError {
+  name: 'FluxError';
+  code: FluxErrorCode;
+  message: string;
+  field?: string;
+  details?: Record<string, unknown>;
+  stack?: string;
+}
+
+export function isFluxError(e: unknown): e is FluxError {
+  return e instanceof FluxError;
+}
+
+/** Shorthand for input validation failures. */
+export function invalidInput(field: string, message: string): FluxError {
+  return new FluxError('invalid_input', `${field}: ${message}`, { field });
+}
+
+/** Wrap anything thrown by a lower layer so callers always receive a FluxError. */
+export function toFluxError(e: unknown, code: FluxErrorCode = 'runtime_error'): FluxError {
+  if (e instanceof FluxError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  return new FluxError(code, message, { cause: e });
+}
+
+/** Thrown at step boundaries when the caller cancelled. */
+export function cancelledError(): FluxError {
+  return new FluxError('cancelled', 'Generation was cancelled.');
+}
