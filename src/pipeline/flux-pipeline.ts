@@ -1,0 +1,175 @@
+/**
+ * FLUX.1 [schnell] text-to-image as a sequence of named steps (diffusers FluxPipeline.__call__, without the
+ * options schnell does not use): encode text → prepare latents → denoise (Euler) → decode → postprocess.
+ * Runtime-agnostic: everything device-specific goes through FluxBackend.
+ */
+import { cancelledError, FluxError } from '../errors.js';
+import type { DeviceTensor, FluxBackend } from './backend.js';
+import { makeImageIds, makeNoise, makeTextIds, packLatents, unpackLatents, type LatentShape } from './latents.js';
+import type { GenerationRequest, HostTensor } from './request.js';
+import { eulerDt, schnellSigmas, timestepInput } from './schedule.js';
+import { clipPooledIndex, frameClipIds, frameT5Ids } from './tokens.js';
+import { postprocessImages, type RgbaImage } from './vae.js';
+
+export type PipelineStage = 'encode_text' | 'denoise' | 'decode' | 'postprocess';
+
+export interface PipelineProgressEvent {
+  stage: PipelineStage;
+  /** 1-based step that just finished (denoise only). */
+  step?: number;
+  totalSteps: number;
+  elapsedMs: number;
+}
+
+export interface PipelineTimings {
+  encodeTextMs: number;
+  /** Duration of each denoising step. */
+  stepMs: number[];
+  denoiseMs: number;
+  /** VAE input transform + decoder + read-back. */
+  decodeMs: number;
+  postprocessMs: number;
+  totalMs: number;
+}
+
+export interface PipelineOptions {
+  signal?: AbortSignal;
+  onProgress?: (e: PipelineProgressEvent) => void;
+  /** Also return the final denoised latents, unpacked [B, C, h, w], before VAE scaling (costs one read-back). */
+  returnLatents?: boolean;
+  now?: () => number;
+}
+
+export interface PipelineResult {
+  images: RgbaImage[];
+  latents?: HostTensor;
+  timings: PipelineTimings;
+}
+
+function throwIfCancelled(signal?: AbortSignal): void {
+  if (signal?.aborted) throw cancelledError();
+}
+
+/** Step 1: text → (T5 embeddings [B, L, D], CLIP pooled [B, P]), from the prompt or the given embeddings. */
+async function encodeText(backend: FluxBackend, request: GenerationRequest): Promise<{ txt: DeviceTensor; pooled: DeviceTensor }> {
+  let txt: DeviceTensor;
+  let pooled: DeviceTensor;
+  if (request.promptEmbeds && request.pooledPromptEmbeds) {
+    txt = backend.upload(request.promptEmbeds.data, request.promptEmbeds.dims);
+    pooled = backend.upload(request.pooledPromptEmbeds.data, request.pooledPromptEmbeds.dims);
+  } else {
+    if (!backend.tokenizers) {
+      throw new FluxError('invalid_input', 'This pack has no text encoders: pass prompt_embeds and pooled_prompt_embeds.', { field: 'prompt_embeds' });
+    }
+    const { clip, t5 } = backend.tokenizers;
+    const clipRaw = clip.encode(request.prompt);
+    const clipLength = backend.config.clipMaxLength;
+    const clipIds = frameClipIds(clipRaw, clip.special, clipLength);
+    const t5Ids = frameT5Ids(t5.encode(request.prompt), t5.special, backend.config.t5MaxLength);
+    // One prompt per request: encode once, repeat on the device for the batch.
+    pooled = await backend.encodeClip(clipIds, 1, [clipPooledIndex(clipRaw.length, clipLength)]);
+    txt = await backend.encodeT5(t5Ids, 1);
+    await backend.textEncodingDone?.();
+  }
+  const B = request.numImages;
+  if (txt.dims[0] === 1 && B > 1) {
+    const [t, p] = [await backend.repeatBatch(txt, B), await backend.repeatBatch(pooled, B)];
+    txt.dispose();
+    pooled.dispose();
+    return { txt: t, pooled: p };
+  }
+  return { txt, pooled };
+}
+
+/** Step 2: initial noise [B, C, h, w] (seeded, or the caller's), packed to [B, S, 4C]. */
+function prepareLatents(backend: FluxBackend, request: GenerationRequest, shape: LatentShape): DeviceTensor {
+  const noise = request.latents?.data ?? makeNoise(request.seed, shape);
+  const S = (shape.height / 2) * (shape.width / 2);
+  return backend.upload(packLatents(noise, shape), [shape.batch, S, 4 * shape.channels]);
+}
+
+/** Run the whole pipeline. Cancellation is honoured at every step boundary. */
+export async function runPipeline(backend: FluxBackend, request: GenerationRequest, options: PipelineOptions = {}): Promise<PipelineResult> {
+  const now = options.now ?? (() => performance.now());
+  const t0 = now();
+  const elapsed = () => now() - t0;
+  const { signal, onProgress } = options;
+  const shape: LatentShape = {
+    batch: request.numImages,
+    channels: backend.config.latentChannels,
+    height: request.latentHeight,
+    width: request.latentWidth,
+  };
+  const live = new Set<DeviceTensor>();
+  const own = <T extends DeviceTensor>(t: T): T => (live.add(t), t);
+  const release = (t: DeviceTensor) => {
+    live.delete(t);
+    t.dispose();
+  };
+
+  try {
+    throwIfCancelled(signal);
+    onProgress?.({ stage: 'encode_text', totalSteps: request.steps, elapsedMs: elapsed() });
+    const { txt, pooled } = await encodeText(backend, request);
+    own(txt);
+    own(pooled);
+    const encodeTextMs = elapsed();
+    throwIfCancelled(signal);
+
+    let x = own(prepareLatents(backend, request, shape));
+    const imgIds = makeImageIds(shape.height, shape.width);
+    const txtIds = makeTextIds(txt.dims[1]!);
+    const sigmas = schnellSigmas(request.steps, backend.config.schedulerShift);
+
+    const stepMs: number[] = [];
+    for (let i = 0; i < request.steps; i++) {
+      const ts = now();
+      const v = own(
+        await backend.transformer({
+          hiddenStates: x,
+          encoderHiddenStates: txt,
+          pooledProjections: pooled,
+          timestep: new Float32Array(shape.batch).fill(timestepInput(sigmas[i]!)),
+          imgIds,
+          txtIds,
+        }),
+      );
+      const next = own(await backend.eulerStep(x, v, eulerDt(sigmas, i)));
+      release(v);
+      release(x);
+      x = next;
+      stepMs.push(now() - ts);
+      onProgress?.({ stage: 'denoise', step: i + 1, totalSteps: request.steps, elapsedMs: elapsed() });
+      throwIfCancelled(signal);
+    }
+    release(txt);
+    release(pooled);
+    const denoiseMs = stepMs.reduce((a, b) => a + b, 0);
+
+    let latents: HostTensor | undefined;
+    if (options.returnLatents) {
+      latents = { data: unpackLatents(await backend.download(x), shape), dims: [shape.batch, shape.channels, shape.height, shape.width] };
+    }
+
+    onProgress?.({ stage: 'decode', totalSteps: request.steps, elapsedMs: elapsed() });
+    const td = now();
+    const decoded = await backend.decode(x, shape);
+    release(x);
+    const decodeMs = now() - td;
+    throwIfCancelled(signal);
+
+    onProgress?.({ stage: 'postprocess', totalSteps: request.steps, elapsedMs: elapsed() });
+    const tp = now();
+    const images = postprocessImages(decoded.data, decoded.dims);
+    const postprocessMs = now() - tp;
+
+    const result: PipelineResult = {
+      images,
+      timings: { encodeTextMs, stepMs, denoiseMs, decodeMs, postprocessMs, totalMs: elapsed() },
+    };
+    if (latents) result.latents = latents;
+    return result;
+  } finally {
+    for (const t of live) t.dispose();
+  }
+}

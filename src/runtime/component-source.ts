@@ -1,0 +1,84 @@
+/**
+ * How each component's ONNX session gets created: from a pack (PackSource + manifest) or, for the CLI's
+ * overrides, from loose files. The backend only sees ComponentSource.
+ */
+import { FluxError } from '../errors.js';
+import { COMPONENT_NAMES, type ComponentName, type ComponentSpec, type PackManifest } from '../pack/manifest.js';
+import { resolveModelConfig, type FluxModelConfig } from '../pipeline/config.js';
+import { loadClipTokenizer, loadT5Tokenizer, type ClipTokenizer, type T5Tokenizer } from '../pipeline/tokenizers.js';
+import { readJsonFile, toBytes, type PackSource } from '../storage/pack-source.js';
+import type { OrtApi, OrtSession, OrtSessionOptions } from './ort-api.js';
+
+export interface ComponentSource {
+  /** For messages. */
+  readonly label: string;
+  /** I/O names declared for the graph, if any. */
+  readonly io: Pick<ComponentSpec, 'inputs' | 'outputs'>;
+  /** Float type the manifest declares ('float16' needs shader-f16 on WebGPU); undefined = inspect the graph. */
+  readonly dtype: ComponentSpec['dtype'] | undefined;
+  readonly requiredFeatures: readonly string[];
+  create(ort: OrtApi, options: OrtSessionOptions): Promise<OrtSession>;
+}
+
+export interface BackendSources {
+  config: FluxModelConfig;
+  components: Partial<Record<ComponentName, ComponentSource>>;
+  tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
+}
+
+function packComponent(source: PackSource, name: ComponentName, spec: ComponentSpec): ComponentSource {
+  const requiredFeatures = [...(spec.requiredFeatures ?? [])];
+  if (spec.dtype === 'float16' && !requiredFeatures.includes('shader-f16')) requiredFeatures.push('shader-f16');
+  return {
+    label: `${name} (${spec.graph} from ${source.description})`,
+    io: { ...(spec.inputs ? { inputs: spec.inputs } : {}), ...(spec.outputs ? { outputs: spec.outputs } : {}) },
+    dtype: spec.dtype,
+    requiredFeatures,
+    async create(ort, options) {
+      // onnxruntime-node reads the graph and its external data from disk itself (mmap, no JS copies).
+      if (source.localPath && typeof process !== 'undefined' && !('document' in globalThis) && ort.env.versions.node) {
+        return ort.InferenceSession.create(source.localPath(spec.graph), options);
+      }
+      const graph = await toBytes(await source.getFile(spec.graph));
+      // External data goes to ORT as Blobs/bytes we fetched ourselves (ORT's own URL fetching poisons the
+      // WebGPU EP for the realm when it fails; see docs/webgpu-testing.md).
+      const externalData = await Promise.all(
+        (spec.externalData ?? []).map(async (x) => ({ path: x.path, data: await source.getFile(x.file) })),
+      );
+      return ort.InferenceSession.create(graph, { ...options, ...(externalData.length ? { externalData } : {}) });
+    },
+  };
+}
+
+/** Tokenizers and sessions of an installed or served pack. */
+export async function sourcesFromPack(source: PackSource, configOverrides?: Partial<FluxModelConfig>): Promise<BackendSources> {
+  const m: PackManifest = source.manifest;
+  const components: Partial<Record<ComponentName, ComponentSource>> = {};
+  for (const name of COMPONENT_NAMES) {
+    const spec = m.components[name];
+    if (spec) components[name] = packComponent(source, name, spec);
+  }
+  let tokenizers: BackendSources['tokenizers'] = null;
+  if (m.tokenizers?.clip && m.tokenizers.t5) {
+    const load = async (t: { tokenizer: string; config?: string }) => ({
+      json: await readJsonFile(source, t.tokenizer),
+      config: t.config ? ((await readJsonFile(source, t.config)) as Record<string, unknown>) : undefined,
+    });
+    const [clip, t5] = [await load(m.tokenizers.clip), await load(m.tokenizers.t5)];
+    tokenizers = { clip: loadClipTokenizer(clip.json, clip.config), t5: loadT5Tokenizer(t5.json, t5.config) };
+  }
+  return { config: resolveModelConfig(m.config, configOverrides), components, tokenizers };
+}
+
+/** Throw unless both text encoders or neither are present (with their tokenizers). */
+export function checkTextEncoders(sources: BackendSources): void {
+  const { clip, t5 } = sources.components;
+  if (Boolean(clip) !== Boolean(t5)) {
+    throw new FluxError('invalid_input', `Both text encoders are needed to encode prompts; only ${clip ? 'CLIP' : 'T5'} was given.`, {
+      field: clip ? 't5' : 'clip',
+    });
+  }
+  if (clip && !sources.tokenizers) {
+    throw new FluxError('invalid_input', 'Text encoders were given without tokenizer files.', { field: 'tokenizers' });
+  }
+}
