@@ -1,0 +1,90 @@
+/**
+ * A pack folder served over HTTP, read on demand with no install (CLI/dev runs of a served pack).
+ * Also home of the URL and HTTP-error rules the installer shares, so both report failures the same way.
+ */
+import { FluxError, type FluxErrorCode } from '../errors.js';
+import { findFile, parseManifest, type PackManifest } from '../pack/manifest.js';
+import type { PackSource } from './pack-source.js';
+
+/** The subset of `fetch` we use; injectable for tests and for Node callers with their own agent. */
+export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
+
+export interface HttpOptions {
+  /** @defaultValue globalThis.fetch */
+  fetch?: FetchLike;
+  signal?: AbortSignal;
+}
+
+/** URL of a pack file: base (with or without trailing slash) + the path, each segment URL-encoded. */
+export function packFileUrl(baseUrl: string, path: string): string {
+  return `${baseUrl.replace(/\/+$/, '')}/${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+export function installCancelled(): FluxError {
+  return new FluxError('cancelled', 'Pack install was cancelled.');
+}
+
+/**
+ * GET that fails with a FluxError naming the URL and status: 404/410 → 'pack_file_missing', any other
+ * HTTP or network failure → `failCode`; an aborted signal → 'cancelled'.
+ */
+export async function httpGet(url: string, options: HttpOptions & { cache?: RequestCache }, failCode: FluxErrorCode): Promise<Response> {
+  const doFetch = options.fetch ?? ((u, i) => fetch(u, i));
+  let res: Response;
+  try {
+    res = await doFetch(url, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.cache ? { cache: options.cache } : {}),
+    });
+  } catch (e) {
+    if (options.signal?.aborted) throw installCancelled();
+    throw new FluxError(failCode, `Could not fetch ${url}: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+      details: { url },
+    });
+  }
+  if (!res.ok) {
+    void res.body?.cancel().catch(() => {});
+    const code = res.status === 404 || res.status === 410 ? 'pack_file_missing' : failCode;
+    throw new FluxError(code, `GET ${url} failed: HTTP ${res.status} ${res.statusText}`.trimEnd(), {
+      details: { url, status: res.status },
+    });
+  }
+  return res;
+}
+
+/** Fetch and validate `${baseUrl}/manifest.json`. */
+export async function fetchManifest(baseUrl: string, options: HttpOptions = {}, failCode: FluxErrorCode = 'pack_file_missing'): Promise<PackManifest> {
+  const url = packFileUrl(baseUrl, 'manifest.json');
+  // 'no-cache' revalidates, so an updated pack on the server is seen on the next install.
+  const res = await httpGet(url, { ...options, cache: 'no-cache' }, failCode);
+  let json: unknown;
+  try {
+    json = await res.json();
+  } catch (e) {
+    if (options.signal?.aborted) throw installCancelled();
+    throw new FluxError('invalid_manifest', `${url} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  return parseManifest(json);
+}
+
+/** Open a served pack folder. Files are fetched whole into memory when asked for, and size-checked. */
+export async function openHttpPack(baseUrl: string, options: HttpOptions = {}): Promise<PackSource> {
+  const manifest = await fetchManifest(baseUrl, options);
+  return {
+    manifest,
+    description: baseUrl,
+    async getFile(path: string): Promise<Uint8Array> {
+      const expected = findFile(manifest, path);
+      const url = packFileUrl(baseUrl, path);
+      const res = await httpGet(url, options, 'pack_file_missing');
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (bytes.byteLength !== expected.size) {
+        throw new FluxError('pack_file_corrupt', `${url}: expected ${expected.size} bytes (manifest), got ${bytes.byteLength}.`, {
+          details: { url, file: path, expectedSize: expected.size, actualSize: bytes.byteLength },
+        });
+      }
+      return bytes;
+    },
+  };
+}

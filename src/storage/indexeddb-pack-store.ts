@@ -1,0 +1,361 @@
+/**
+ * Installed model packs in IndexedDB. Layout (docs/storage.md):
+ *
+ *   database `flux-packs` (one database, three object stores, out-of-line keys)
+ *     packs   packId                              → PackRecord (manifest, install state)
+ *     files   [packId, path, sha256]              → FileRecord (state, bytes and chunks written)
+ *     chunks  [packId, path, sha256, chunkIndex]  → Blob (or ArrayBuffer) of ≤ chunkBytes
+ *
+ * Files are keyed by their expected sha256 as well as their path, so installing a new version of a pack
+ * writes beside the old one: a complete pack is never overwritten before its replacement has verified.
+ *
+ * idb-keyval's `createStore` opens one object store per database, and a chunk and its file record must be
+ * written in one transaction (so a crash never leaves a record claiming bytes that are not there). So this
+ * module opens the database itself and hands out idb-keyval-compatible `UseStore`s for `get`/`set`/`del`.
+ * Only IndexedDB, Blob and fetch are used: works in a Window, a dedicated Worker, and Node + fake-indexeddb.
+ */
+import { get, promisifyRequest, set, type UseStore } from 'idb-keyval';
+import { FluxError } from '../errors.js';
+import { findFile, packSizeBytes, type PackFile, type PackManifest } from '../pack/manifest.js';
+import type { PackSource } from './pack-source.js';
+import { Sha256Hasher, type FileCheck } from './sha256.js';
+
+export const DEFAULT_DB_NAME = 'flux-packs';
+export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+const DB_VERSION = 1;
+const STORES = ['packs', 'files', 'chunks'] as const;
+type StoreName = (typeof STORES)[number];
+
+/** 'installing' until every file verified; 'corrupt' once verifyInstalledPack found a bad file. */
+export type PackState = 'installing' | 'complete' | 'corrupt';
+export type FileState = 'partial' | 'complete' | 'corrupt';
+
+export interface PackRecord {
+  id: string;
+  /** The manifest whose files this pack serves (for a non-complete pack: the one being installed). */
+  manifest: PackManifest;
+  state: PackState;
+  sourceUrl: string | null;
+  /** ms since epoch of the last completed install; null if never completed. */
+  installedAt: number | null;
+  /** A different manifest being installed over a complete pack; replaces `manifest` once all its files verify. */
+  pending?: { manifest: PackManifest; sourceUrl: string; startedAt: number };
+}
+
+export interface FileRecord {
+  packId: string;
+  path: string;
+  /** Expected hash (part of the key); for a 'complete' file also the verified one. */
+  sha256: string;
+  size: number;
+  state: FileState;
+  /** Chunk size this file was written with: chunk i holds bytes [i·chunkBytes, (i+1)·chunkBytes). */
+  chunkBytes: number;
+  /** Chunks 0..chunkCount-1 are stored; a Range resume would continue at byte chunkCount·chunkBytes. */
+  chunkCount: number;
+  bytesDone: number;
+  verifiedAt: number | null;
+}
+
+export interface PackStoreOptions {
+  /** @defaultValue 'flux-packs' */
+  dbName?: string;
+  /** Bytes per chunk record; only read when writing (each file records its own). @defaultValue 8 MiB */
+  chunkBytes?: number;
+  /**
+   * Value type of chunk records. Blobs let Chromium keep chunks on disk and `getFile` compose them without
+   * copying into the JS heap; 'arraybuffer' is for IndexedDB implementations that cannot store Blobs.
+   * (fake-indexeddb 6 on Node ≥ 20 stores Blobs fine.) @defaultValue 'blob'
+   */
+  chunkType?: 'blob' | 'arraybuffer';
+}
+
+type ChunkValue = Blob | ArrayBuffer;
+
+const fileKey = (packId: string, path: string, sha: string): IDBValidKey => [packId, path, sha];
+const chunkKey = (f: FileRecord, i: number): IDBValidKey => [f.packId, f.path, f.sha256, i];
+// Arrays sort after every number and string, so [..., []] bounds everything that extends the prefix.
+const fileChunks = (f: Pick<FileRecord, 'packId' | 'path' | 'sha256'>): IDBKeyRange =>
+  IDBKeyRange.bound([f.packId, f.path, f.sha256], [f.packId, f.path, f.sha256, []]);
+const packKeys = (packId: string): IDBKeyRange => IDBKeyRange.bound([packId], [packId, []]);
+
+export class PackStore {
+  readonly dbName: string;
+  readonly chunkBytes: number;
+  readonly chunkType: 'blob' | 'arraybuffer';
+  private dbp: Promise<IDBDatabase> | undefined;
+  readonly packs: UseStore = this.useStore('packs');
+  readonly files: UseStore = this.useStore('files');
+  readonly chunks: UseStore = this.useStore('chunks');
+
+  constructor(options: PackStoreOptions = {}) {
+    this.dbName = options.dbName ?? DEFAULT_DB_NAME;
+    this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    this.chunkType = options.chunkType ?? 'blob';
+    if (!Number.isSafeInteger(this.chunkBytes) || this.chunkBytes <= 0) throw new RangeError(`chunkBytes must be a positive integer, got ${this.chunkBytes}`);
+  }
+
+  private db(): Promise<IDBDatabase> {
+    if (!this.dbp) {
+      const req = indexedDB.open(this.dbName, DB_VERSION);
+      req.onupgradeneeded = () => {
+        for (const s of STORES) if (!req.result.objectStoreNames.contains(s)) req.result.createObjectStore(s);
+      };
+      const dbp = promisifyRequest(req).then((db) => {
+        // Let another tab upgrade or delete the database; we reopen lazily on next use.
+        const drop = (): void => {
+          db.close();
+          if (this.dbp === dbp) this.dbp = undefined;
+        };
+        db.onversionchange = drop;
+        db.onclose = drop;
+        return db;
+      });
+      dbp.catch(() => {
+        if (this.dbp === dbp) this.dbp = undefined;
+      });
+      this.dbp = dbp;
+    }
+    return this.dbp;
+  }
+
+  private useStore(name: StoreName): UseStore {
+    return (mode, callback) => this.db().then((db) => callback(db.transaction(name, mode).objectStore(name)));
+  }
+
+  /** Run `fn` in one transaction over several stores; resolves when it commits. */
+  private async tx(names: StoreName[], fn: (stores: Record<StoreName, IDBObjectStore>) => void): Promise<void> {
+    const t = (await this.db()).transaction(names, 'readwrite');
+    fn(Object.fromEntries(names.map((n) => [n, t.objectStore(n)])) as Record<StoreName, IDBObjectStore>);
+    await promisifyRequest(t);
+  }
+
+  getPack(id: string): Promise<PackRecord | undefined> {
+    return get<PackRecord>(id, this.packs);
+  }
+  putPack(rec: PackRecord): Promise<void> {
+    return set(rec.id, rec, this.packs);
+  }
+  allPacks(): Promise<PackRecord[]> {
+    return this.packs('readonly', (s) => promisifyRequest(s.getAll() as IDBRequest<PackRecord[]>));
+  }
+
+  getFileRecord(packId: string, file: PackFile): Promise<FileRecord | undefined> {
+    return get<FileRecord>(fileKey(packId, file.path, file.sha256), this.files);
+  }
+  putFileRecord(rec: FileRecord): Promise<void> {
+    return set(fileKey(rec.packId, rec.path, rec.sha256), rec, this.files);
+  }
+  fileRecords(packId: string): Promise<FileRecord[]> {
+    return this.files('readonly', (s) => promisifyRequest(s.getAll(packKeys(packId)) as IDBRequest<FileRecord[]>));
+  }
+
+  /** A fresh 'partial' record for a file about to be downloaded. */
+  newFileRecord(packId: string, file: PackFile): FileRecord {
+    const { path, sha256, size } = file;
+    return { packId, path, sha256, size, state: 'partial', chunkBytes: this.chunkBytes, chunkCount: 0, bytesDone: 0, verifiedAt: null };
+  }
+
+  /** Store chunk `rec.chunkCount` and advance the record, atomically. Returns the updated record. */
+  async appendChunk(rec: FileRecord, bytes: Uint8Array<ArrayBuffer>): Promise<FileRecord> {
+    const next: FileRecord = { ...rec, chunkCount: rec.chunkCount + 1, bytesDone: rec.bytesDone + bytes.byteLength };
+    const value: ChunkValue =
+      this.chunkType === 'blob'
+        ? new Blob([bytes])
+        : bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+          ? bytes.buffer
+          : bytes.slice().buffer;
+    await this.tx(['files', 'chunks'], (s) => {
+      s.chunks.put(value, chunkKey(rec, rec.chunkCount));
+      s.files.put(next, fileKey(rec.packId, rec.path, rec.sha256));
+    });
+    return next;
+  }
+
+  /** One chunk's bytes (for hashing: one chunk in memory at a time). */
+  async readChunk(rec: FileRecord, index: number): Promise<Uint8Array | undefined> {
+    const v = await get<ChunkValue>(chunkKey(rec, index), this.chunks);
+    if (v === undefined) return undefined;
+    return new Uint8Array(v instanceof Blob ? await v.arrayBuffer() : v);
+  }
+
+  /** The whole file as one Blob composed of the chunk Blobs (no copy into the JS heap for Blob chunks). */
+  async readFileBlob(rec: FileRecord): Promise<Blob> {
+    const parts = await this.chunks('readonly', (s) => promisifyRequest(s.getAll(fileChunks(rec)) as IDBRequest<ChunkValue[]>));
+    return new Blob(parts);
+  }
+
+  /** Remove one file version's chunks and record. */
+  deleteFileData(rec: Pick<FileRecord, 'packId' | 'path' | 'sha256'>): Promise<void> {
+    return this.tx(['files', 'chunks'], (s) => {
+      s.chunks.delete(fileChunks(rec));
+      s.files.delete(fileKey(rec.packId, rec.path, rec.sha256));
+    });
+  }
+
+  /** Remove everything stored for a pack: record, file records, chunks. */
+  deletePackData(packId: string): Promise<void> {
+    return this.tx(['packs', 'files', 'chunks'], (s) => {
+      s.packs.delete(packId);
+      s.files.delete(packKeys(packId));
+      s.chunks.delete(packKeys(packId));
+    });
+  }
+
+  /** Make `rec` the pack's record, then drop stored file versions its manifest no longer lists. */
+  async commitPack(rec: PackRecord): Promise<void> {
+    await this.putPack(rec);
+    const keep = new Set(rec.manifest.files.map((f) => `${f.path}\n${f.sha256}`));
+    for (const f of await this.fileRecords(rec.id)) {
+      if (!keep.has(`${f.path}\n${f.sha256}`)) await this.deleteFileData(f);
+    }
+  }
+
+  /** Close the connection (tests); the store reopens on next use. */
+  async close(): Promise<void> {
+    const dbp = this.dbp;
+    this.dbp = undefined;
+    if (dbp) (await dbp).close();
+  }
+}
+
+let defaultStore: PackStore | undefined;
+/** The app's store: database 'flux-packs', 8 MiB Blob chunks. */
+export function defaultPackStore(): PackStore {
+  return (defaultStore ??= new PackStore());
+}
+
+export interface StoreOption {
+  /** @defaultValue defaultPackStore() */
+  store?: PackStore;
+}
+
+/** What the model manager shows for each stored pack. */
+export interface PackInfo {
+  id: string;
+  name: string;
+  state: PackState;
+  /** Total size of the pack's files (manifest). */
+  sizeBytes: number;
+  /** Bytes actually stored for the pack (partial downloads and an in-progress update included). */
+  storedBytes: number;
+  testPack: boolean;
+  installedAt: number | null;
+  /** True while (or after an interrupted) install of a newer manifest over this complete pack. */
+  updatePending: boolean;
+}
+
+export async function listPacks(options: StoreOption = {}): Promise<PackInfo[]> {
+  const store = options.store ?? defaultPackStore();
+  const packs = await store.allPacks();
+  return Promise.all(
+    packs.map(async (p) => ({
+      id: p.id,
+      name: p.manifest.name,
+      state: p.state,
+      sizeBytes: packSizeBytes(p.manifest),
+      storedBytes: (await store.fileRecords(p.id)).reduce((s, f) => s + f.bytesDone, 0),
+      testPack: p.manifest.testPack === true,
+      installedAt: p.installedAt,
+      updatePending: p.pending !== undefined,
+    })),
+  );
+}
+
+export async function deletePack(packId: string, options: StoreOption = {}): Promise<void> {
+  await (options.store ?? defaultPackStore()).deletePackData(packId);
+}
+
+function corruptError(packId: string, path: string, what: string, details: Record<string, unknown>): FluxError {
+  return new FluxError('pack_file_corrupt', `Pack "${packId}", file "${path}": ${what}. Reinstall the pack.`, { details: { packId, file: path, ...details } });
+}
+
+/** A complete installed pack as a PackSource. getFile returns a Blob assembled from the stored chunks. */
+export async function openInstalledPack(packId: string, options: StoreOption = {}): Promise<PackSource> {
+  const store = options.store ?? defaultPackStore();
+  const rec = await store.getPack(packId);
+  if (!rec) throw new FluxError('pack_not_installed', `Pack "${packId}" is not installed.`, { details: { packId } });
+  if (rec.state === 'installing') {
+    throw new FluxError('pack_not_installed', `Pack "${packId}" is not fully installed (the download was interrupted); install it again to finish.`, { details: { packId } });
+  }
+  if (rec.state === 'corrupt') {
+    throw new FluxError('pack_file_corrupt', `Pack "${packId}" has corrupt files; install it again to repair them.`, { details: { packId } });
+  }
+  const { manifest } = rec;
+  return {
+    manifest,
+    description: `IndexedDB (${store.dbName}/${packId})`,
+    async getFile(path: string): Promise<Blob> {
+      const f = findFile(manifest, path);
+      const fr = await store.getFileRecord(packId, f);
+      if (!fr || fr.state !== 'complete') {
+        throw new FluxError('pack_file_missing', `Pack "${packId}": file "${path}" is not in storage (${fr ? fr.state : 'no record'}); reinstall the pack.`, {
+          details: { packId, file: path },
+        });
+      }
+      const blob = await store.readFileBlob(fr);
+      if (blob.size !== f.size) throw corruptError(packId, path, `stored ${blob.size} bytes, manifest says ${f.size}`, { expectedSize: f.size, actualSize: blob.size });
+      return blob;
+    },
+  };
+}
+
+export interface VerifyProgress {
+  status: 'verify';
+  packId: string;
+  file: string;
+  /** Bytes hashed so far over the whole pack. */
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+/**
+ * Re-hash every file from storage, one chunk at a time. Bad files are marked 'corrupt' and the pack too
+ * (so openInstalledPack refuses it and the next install re-fetches just those files); a pack whose files
+ * all verify is marked complete.
+ */
+export async function verifyInstalledPack(
+  packId: string,
+  options: StoreOption & { onProgress?: (e: VerifyProgress) => void; signal?: AbortSignal } = {},
+): Promise<FileCheck[]> {
+  const store = options.store ?? defaultPackStore();
+  const rec = await store.getPack(packId);
+  if (!rec) throw new FluxError('pack_not_installed', `Pack "${packId}" is not installed.`, { details: { packId } });
+  const totalBytes = packSizeBytes(rec.manifest);
+  let loadedBytes = 0;
+  const results: FileCheck[] = [];
+  for (const f of rec.manifest.files) {
+    const base = { path: f.path, expectedSize: f.size, expectedSha256: f.sha256 };
+    const fr = await store.getFileRecord(packId, f);
+    if (!fr || fr.state === 'partial') {
+      results.push({ ...base, ok: false, problem: 'missing', actualSize: fr ? fr.bytesDone : null, actualSha256: null });
+      loadedBytes += f.size;
+      continue;
+    }
+    const hasher = new Sha256Hasher();
+    const fileStart = loadedBytes;
+    let size = 0;
+    for (let i = 0; i < fr.chunkCount; i++) {
+      if (options.signal?.aborted) throw new FluxError('cancelled', 'Pack verification was cancelled.');
+      const bytes = (await store.readChunk(fr, i)) ?? new Uint8Array(0); // a lost chunk shows up as a size mismatch
+      hasher.update(bytes);
+      size += bytes.byteLength;
+      loadedBytes = fileStart + Math.min(size, f.size); // capped so progress stays within totalBytes
+      options.onProgress?.({ status: 'verify', packId, file: f.path, loadedBytes, totalBytes });
+    }
+    loadedBytes = fileStart + f.size;
+    const actualSha256 = hasher.hex();
+    const problem = size !== f.size ? 'size' : actualSha256 !== f.sha256 ? 'sha256' : undefined;
+    if (problem) {
+      await store.putFileRecord({ ...fr, state: 'corrupt' });
+      results.push({ ...base, ok: false, problem, actualSize: size, actualSha256 });
+    } else {
+      if (fr.state !== 'complete') await store.putFileRecord({ ...fr, state: 'complete', verifiedAt: Date.now() });
+      results.push({ ...base, ok: true, actualSize: size, actualSha256 });
+    }
+  }
+  const allOk = results.every((r) => r.ok);
+  const state: PackState = allOk ? 'complete' : results.some((r) => r.problem !== 'missing') ? 'corrupt' : 'installing';
+  if (state !== rec.state) await store.putPack({ ...rec, state, installedAt: allOk ? (rec.installedAt ?? Date.now()) : rec.installedAt });
+  return results;
+}
