@@ -1,0 +1,89 @@
+/**
+ * The Node side of the CLI: onnxruntime-node, jpeg-js, and component sources from loose files.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import jpeg from 'jpeg-js';
+import type { EngineEnv } from '../engine/flux-engine.js';
+import { FluxError } from '../errors.js';
+import type { JpegEncoder } from '../image/encode.js';
+import type { ComponentName } from '../pack/manifest.js';
+import { resolveModelConfig, type FluxModelConfig } from '../pipeline/config.js';
+import { loadClipTokenizer, loadT5Tokenizer } from '../pipeline/tokenizers.js';
+import { sourcesFromPack, type BackendSources, type ComponentSource } from '../runtime/component-source.js';
+import type { OrtApi } from '../runtime/ort-api.js';
+import type { PackSource } from '../storage/pack-source.js';
+
+export type NodeTarget = 'cpu' | 'webgpu';
+
+export const jpegJsEncoder: JpegEncoder = async (image, quality) =>
+  new Uint8Array(jpeg.encode({ data: image.data, width: image.width, height: image.height }, Math.round(quality * 100)).data);
+
+export async function createNodeEngineEnv(target: NodeTarget): Promise<EngineEnv> {
+  return { runtime: { ort: ort as unknown as OrtApi, target }, jpeg: jpegJsEncoder };
+}
+
+/** A graph file given on the command line; onnxruntime-node resolves its external data beside it. */
+function fileComponent(name: ComponentName, path: string): ComponentSource {
+  return {
+    label: `${name} (${path})`,
+    io: {},
+    dtype: undefined,
+    requiredFeatures: [],
+    async create(o, options) {
+      try {
+        return await o.InferenceSession.create(path, options);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        const missing = /no such file|doesn't exist|not exist|ENOENT/i.test(msg);
+        throw new FluxError(missing ? 'pack_file_missing' : 'runtime_error', `--${name.replace('_', '-')} ${path}: ${msg}`, { cause: e });
+      }
+    },
+  };
+}
+
+async function readTokenizerDir(dir: string): Promise<{ json: unknown; config?: Record<string, unknown> }> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8'));
+  } catch (e) {
+    throw new FluxError('pack_file_missing', `Cannot read ${join(dir, 'tokenizer.json')}: ${(e as Error).message}`, { cause: e });
+  }
+  const config = await readFile(join(dir, 'tokenizer_config.json'), 'utf8').then(
+    (t) => JSON.parse(t) as Record<string, unknown>,
+    () => undefined,
+  );
+  return config ? { json, config } : { json };
+}
+
+/** Combine an optional pack with per-component graph overrides and tokenizer folders. */
+export async function sourcesFromFiles(args: {
+  pack: PackSource | null;
+  files: Partial<Record<ComponentName, string>>;
+  tokenizerDirs: { clip?: string; t5?: string };
+  configOverrides: Partial<FluxModelConfig>;
+  /** False when prompt embeddings are given: text encoders from the pack are then not loaded at all. */
+  needText: boolean;
+}): Promise<BackendSources> {
+  const base: BackendSources = args.pack
+    ? await sourcesFromPack(args.pack, args.configOverrides)
+    : { config: resolveModelConfig(args.configOverrides), components: {}, tokenizers: null };
+  for (const [name, path] of Object.entries(args.files) as [ComponentName, string][]) base.components[name] = fileComponent(name, path);
+  if (args.tokenizerDirs.clip || args.tokenizerDirs.t5) {
+    if (!args.tokenizerDirs.clip || !args.tokenizerDirs.t5) {
+      throw new FluxError('invalid_input', '--clip-tokenizer and --t5-tokenizer go together', { field: args.tokenizerDirs.clip ? '--t5-tokenizer' : '--clip-tokenizer' });
+    }
+    const [c, t] = [await readTokenizerDir(args.tokenizerDirs.clip), await readTokenizerDir(args.tokenizerDirs.t5)];
+    base.tokenizers = { clip: loadClipTokenizer(c.json, c.config), t5: loadT5Tokenizer(t.json, t.config) };
+  }
+  if (!args.needText) {
+    delete base.components.clip;
+    delete base.components.t5;
+  } else if ((base.components.clip || base.components.t5) && !base.tokenizers) {
+    throw new FluxError('invalid_input', 'Text encoders need tokenizers: pass --clip-tokenizer and --t5-tokenizer (or use --pack).', {
+      field: '--clip-tokenizer',
+    });
+  }
+  return base;
+}

@@ -1,0 +1,200 @@
+/**
+ * FluxEngine: a loaded model plus `generate(input)` returning fal-shaped results with encoded image bytes.
+ * It runs wherever the runtime runs — inside the web worker (onnxruntime-web/webgpu + IndexedDB) and in the
+ * Node CLI (onnxruntime-node + files) — so both share every line from validation to image encoding.
+ */
+import { FluxError, toFluxError } from '../errors.js';
+import { encodeImage, type EncodedImage, type JpegEncoder } from '../image/encode.js';
+import type { FluxModelConfig } from '../pipeline/config.js';
+import { runPipeline, type PipelineProgressEvent } from '../pipeline/flux-pipeline.js';
+import { validateRequest, type HostTensor } from '../pipeline/request.js';
+import { sourcesFromPack, type BackendSources } from '../runtime/component-source.js';
+import { OrtFluxBackend, type BackendLoadProgressEvent, type BackendStats, type RuntimeEnv } from '../runtime/ort-backend.js';
+import type { PackSource } from '../storage/pack-source.js';
+
+export type GenerateStage = PipelineProgressEvent['stage'] | 'encode_image';
+
+/** Progress of one generation: stage, denoising step (1-based, after it finished), elapsed time. */
+export interface GenerateProgressEvent {
+  stage: GenerateStage;
+  step?: number;
+  totalSteps: number;
+  elapsedMs: number;
+}
+
+export type LoadProgressEvent = BackendLoadProgressEvent | { status: 'tokenizers' } | { status: 'ready'; packId: string | null };
+
+/** Per-stage durations. `inference` (seconds) is fal's field; the rest are ours, in milliseconds. */
+export interface FluxTimings {
+  inference: number;
+  encode_text_ms: number;
+  step_ms: number[];
+  denoise_ms: number;
+  decode_ms: number;
+  postprocess_ms: number;
+  encode_image_ms: number;
+  total_ms: number;
+}
+
+/** Whether a safety check ran on the images (issue #6 adds the checker; until then it never runs locally). */
+export interface SafetyReport {
+  ran: boolean;
+  checker: string | null;
+  reason?: string;
+}
+
+/** fal's output shape, images as bytes (the client turns them into URLs). */
+export interface FluxEngineResult {
+  images: EncodedImage[];
+  seed: number;
+  timings: FluxTimings;
+  has_nsfw_concepts: boolean[];
+  prompt: string;
+  safety: SafetyReport;
+  /** Final denoised latents [B, C, h, w] before VAE scaling, when asked for. */
+  latents?: HostTensor;
+}
+
+export interface LoadedModelInfo {
+  packId: string | null;
+  name: string;
+  testPack: boolean;
+  config: FluxModelConfig;
+  hasTextEncoders: boolean;
+  components: ReturnType<OrtFluxBackend['describeComponents']>;
+}
+
+export interface GenerateOptions {
+  onProgress?: (e: GenerateProgressEvent) => void;
+  signal?: AbortSignal;
+  returnLatents?: boolean;
+}
+
+export interface EngineEnv {
+  runtime: RuntimeEnv;
+  jpeg: JpegEncoder;
+}
+
+export class FluxEngine {
+  private backend: OrtFluxBackend | null = null;
+  private model: Omit<LoadedModelInfo, 'components' | 'hasTextEncoders' | 'config'> | null = null;
+  /** Generations and loads run one at a time, in call order. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly env: EngineEnv) {}
+
+  /** Load (or replace) the model from a pack. */
+  loadPack(source: PackSource, onProgress?: (e: LoadProgressEvent) => void, configOverrides?: Partial<FluxModelConfig>): Promise<LoadedModelInfo> {
+    return this.serial(async () => {
+      onProgress?.({ status: 'tokenizers' });
+      const sources = await sourcesFromPack(source, configOverrides);
+      const m = source.manifest;
+      return this.install(sources, { packId: m.id, name: m.name, testPack: m.testPack ?? false }, onProgress);
+    });
+  }
+
+  /** Load (or replace) the model from loose component sources (CLI overrides). */
+  loadSources(sources: BackendSources, name: string, onProgress?: (e: LoadProgressEvent) => void): Promise<LoadedModelInfo> {
+    return this.serial(() => this.install(sources, { packId: null, name, testPack: false }, onProgress));
+  }
+
+  get info(): LoadedModelInfo | null {
+    if (!this.backend || !this.model) return null;
+    return {
+      ...this.model,
+      config: this.backend.config,
+      hasTextEncoders: this.backend.tokenizers !== null,
+      components: this.backend.describeComponents(),
+    };
+  }
+
+  /** Counters of the last generation (session.run time, read-backs). */
+  get stats(): Readonly<BackendStats> | null {
+    return this.backend ? { ...this.backend.stats } : null;
+  }
+
+  /** Validate a fal-style input, run the pipeline and encode the images. */
+  generate(input: unknown, options: GenerateOptions = {}): Promise<FluxEngineResult> {
+    const backend = this.backend;
+    if (!backend) return Promise.reject(new FluxError('not_loaded', 'No model is loaded: load a pack first.'));
+    // Validate before queueing so bad input fails at once, even while another generation runs.
+    let request: ReturnType<typeof validateRequest>;
+    try {
+      request = validateRequest(input, backend.config);
+    } catch (e) {
+      return Promise.reject(toFluxError(e));
+    }
+    return this.serial(async () => {
+      if (this.backend !== backend) throw new FluxError('not_loaded', 'The model was replaced while this request waited.');
+      backend.resetStats();
+      const t0 = performance.now();
+      const { onProgress, signal } = options;
+      const result = await runPipeline(backend, request, {
+        ...(signal ? { signal } : {}),
+        ...(onProgress ? { onProgress } : {}),
+        ...(options.returnLatents ? { returnLatents: true } : {}),
+      });
+      onProgress?.({ stage: 'encode_image', totalSteps: request.steps, elapsedMs: performance.now() - t0 });
+      const te = performance.now();
+      const images: EncodedImage[] = [];
+      for (const img of result.images) images.push(await encodeImage(img, request.outputFormat, this.env.jpeg));
+      const encodeImageMs = performance.now() - te;
+      const totalMs = performance.now() - t0;
+      const t = result.timings;
+      const out: FluxEngineResult = {
+        images,
+        seed: request.seed,
+        timings: {
+          inference: totalMs / 1000,
+          encode_text_ms: t.encodeTextMs,
+          step_ms: t.stepMs,
+          denoise_ms: t.denoiseMs,
+          decode_ms: t.decodeMs,
+          postprocess_ms: t.postprocessMs,
+          encode_image_ms: encodeImageMs,
+          total_ms: totalMs,
+        },
+        has_nsfw_concepts: images.map(() => false),
+        prompt: request.prompt,
+        safety: {
+          ran: false,
+          checker: null,
+          reason: request.enableSafetyChecker ? 'this model pack has no safety checker' : 'disabled by enable_safety_checker: false',
+        },
+      };
+      if (result.latents) out.latents = result.latents;
+      return out;
+    });
+  }
+
+  /** Free every session. */
+  unload(): Promise<void> {
+    return this.serial(async () => {
+      const b = this.backend;
+      this.backend = null;
+      this.model = null;
+      await b?.release();
+    });
+  }
+
+  private async install(
+    sources: BackendSources,
+    model: NonNullable<FluxEngine['model']>,
+    onProgress?: (e: LoadProgressEvent) => void,
+  ): Promise<LoadedModelInfo> {
+    // Free the old model first: two real packs do not fit in GPU memory together.
+    await this.backend?.release();
+    this.backend = null;
+    this.model = null;
+    this.backend = await OrtFluxBackend.load(this.env.runtime, sources, onProgress);
+    this.model = model;
+    onProgress?.({ status: 'ready', packId: model.packId });
+    return this.info!;
+  }
+
+  private serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => undefined);
+    return run.then(undefined, (e: unknown) => Promise.reject(toFluxError(e)));
+  }
+}
