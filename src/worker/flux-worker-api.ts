@@ -1,0 +1,170 @@
+/**
+ * The API the web worker exposes over Comlink. Built from injected parts (ORT module, GPU, storage), so it can be
+ * tested without a worker; workers/flux.worker.ts only wires the real ones in.
+ */
+import * as Comlink from 'comlink';
+import { FluxEngine, type FluxEngineResult, type GenerateProgressEvent, type LoadedModelInfo, type LoadProgressEvent } from '../engine/flux-engine.js';
+import { FluxError, toFluxError } from '../errors.js';
+import { canvasJpegEncoder, type JpegEncoder } from '../image/encode.js';
+import type { FluxSchnellInput } from '../pipeline/request.js';
+import type { OrtApi } from '../runtime/ort-api.js';
+import { createFluxGpu, type FluxGpu, type WebGpuReport } from '../runtime/webgpu-device.js';
+import { deletePack, listPacks, openInstalledPack, verifyInstalledPack, type PackInfo } from '../storage/indexeddb-pack-store.js';
+import { installPack, type InstallProgress } from '../storage/pack-installer.js';
+import type { FileCheck } from '../storage/sha256.js';
+import type { PackStore } from '../storage/indexeddb-pack-store.js';
+
+export interface RuntimeInfo {
+  /** null until the first call that needs the GPU; `error` if WebGPU could not start. */
+  webgpu: WebGpuReport | null;
+  webgpuError: string | null;
+  ortVersion: string;
+  crossOriginIsolated: boolean;
+  loaded: LoadedModelInfo | null;
+}
+
+export interface FluxWorkerApi {
+  info(): Promise<RuntimeInfo>;
+  listPacks(): Promise<PackInfo[]>;
+  /** Download a pack (folder URL with manifest.json) into IndexedDB. */
+  installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void): Promise<PackInfo>;
+  cancelInstall(): void;
+  verifyPack(packId: string, onProgress?: (e: { file: string; loadedBytes: number; totalBytes: number }) => void): Promise<FileCheck[]>;
+  deletePack(packId: string): Promise<void>;
+  /** Load an installed pack from IndexedDB (no network). */
+  loadPack(packId: string, onProgress?: (e: LoadProgressEvent) => void): Promise<LoadedModelInfo>;
+  unload(): Promise<void>;
+  /** Generate; images come back as transferred byte buffers. */
+  generate(input: FluxSchnellInput, onProgress?: (e: GenerateProgressEvent) => void): Promise<FluxEngineResult>;
+  /** Cancel the running and queued generations (they reject with code 'cancelled'). */
+  cancel(): void;
+  /** Counters of the last generation: time in session.run, read-backs (for benchmarks). */
+  stats(): Promise<{ sessionRuns: number; sessionRunMs: number; readbacks: number; readbackBytes: number } | null>;
+}
+
+export interface WorkerDeps {
+  ort: OrtApi;
+  /** Defaults to navigator.gpu. */
+  gpu?: () => Promise<FluxGpu>;
+  store?: PackStore;
+  jpeg?: JpegEncoder;
+}
+
+export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
+  const storeOpt = deps.store ? { store: deps.store } : {};
+  let gpuPromise: Promise<FluxGpu> | null = null;
+  let gpuError: string | null = null;
+  let engine: FluxEngine | null = null;
+  let installAbort: AbortController | null = null;
+  const generations = new Set<AbortController>();
+
+  // ORT runs inside this worker already: no proxy worker; threads only where the page is cross-origin isolated.
+  deps.ort.env.wasm.proxy = false;
+  if (!globalThis.crossOriginIsolated) deps.ort.env.wasm.numThreads = 1;
+
+  async function gpu(): Promise<FluxGpu> {
+    if (!gpuPromise) {
+      gpuPromise = (deps.gpu ?? (() => createFluxGpu()))().then(
+        (g) => {
+          // ORT's WebGPU EP runs on our device, with the adapter's real limits.
+          deps.ort.env.webgpu.device = g.device as never;
+          return g;
+        },
+        (e: unknown) => {
+          gpuError = e instanceof Error ? e.message : String(e);
+          throw toFluxError(e, 'webgpu_unavailable');
+        },
+      );
+    }
+    return gpuPromise;
+  }
+
+  async function getEngine(): Promise<FluxEngine> {
+    if (!engine) {
+      const g = await gpu();
+      engine = new FluxEngine({
+        runtime: { ort: deps.ort, target: 'webgpu', gpuFeatures: new Set(g.report.features) },
+        jpeg: deps.jpeg ?? canvasJpegEncoder,
+      });
+    }
+    return engine;
+  }
+
+  async function packInfo(id: string): Promise<PackInfo> {
+    const p = (await listPacks(storeOpt)).find((x) => x.id === id);
+    if (!p) throw new FluxError('pack_not_installed', `Pack "${id}" is not installed.`);
+    return p;
+  }
+
+  return {
+    async info() {
+      let report: WebGpuReport | null = null;
+      try {
+        report = (await gpu()).report;
+      } catch {
+        // reported through webgpuError
+      }
+      return {
+        webgpu: report,
+        webgpuError: gpuError,
+        ortVersion: deps.ort.env.versions.web ?? deps.ort.env.versions.common,
+        crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
+        loaded: engine?.info ?? null,
+      };
+    },
+
+    listPacks: () => listPacks(storeOpt),
+
+    async installPack(baseUrl, onProgress) {
+      if (installAbort) throw new FluxError('busy', 'Another pack is being installed.');
+      installAbort = new AbortController();
+      try {
+        const manifest = await installPack(baseUrl, { ...storeOpt, signal: installAbort.signal, ...(onProgress ? { onProgress } : {}) });
+        return await packInfo(manifest.id);
+      } finally {
+        installAbort = null;
+      }
+    },
+
+    cancelInstall() {
+      installAbort?.abort();
+    },
+
+    verifyPack: (packId, onProgress) =>
+      verifyInstalledPack(packId, { ...storeOpt, ...(onProgress ? { onProgress: (e) => onProgress({ file: e.file, loadedBytes: e.loadedBytes, totalBytes: e.totalBytes }) } : {}) }),
+
+    async deletePack(packId) {
+      if (engine?.info?.packId === packId) await engine.unload();
+      await deletePack(packId, storeOpt);
+    },
+
+    async loadPack(packId, onProgress) {
+      const source = await openInstalledPack(packId, storeOpt);
+      return (await getEngine()).loadPack(source, onProgress);
+    },
+
+    async unload() {
+      await engine?.unload();
+    },
+
+    async generate(input, onProgress) {
+      if (!engine?.info) throw new FluxError('not_loaded', 'No model is loaded: install and load a pack first.');
+      const controller = new AbortController();
+      generations.add(controller);
+      try {
+        const result = await engine.generate(input, { signal: controller.signal, ...(onProgress ? { onProgress } : {}) });
+        return Comlink.transfer(result, result.images.map((i) => i.bytes.buffer as ArrayBuffer));
+      } finally {
+        generations.delete(controller);
+      }
+    },
+
+    cancel() {
+      for (const c of generations) c.abort();
+    },
+
+    async stats() {
+      return engine?.stats ?? null;
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from 'vite';
+
+// Cross-origin isolation (COOP/COEP) gives SharedArrayBuffer, so onnxruntime-web can use wasm threads.
+const isolation = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
+export default defineConfig({
+  server: { host: '127.0.0.1', port: 5173, headers: isolation },
+  preview: { host: '127.0.0.1', port: 4173, headers: isolation },
+  worker: { format: 'es' },
+  // ORT resolves its .wasm relative to its own module; pre-bundling would move it away from the file.
+  optimizeDeps: { exclude: ['onnxruntime-web'] },
+  build: { target: 'es2022', chunkSizeWarningLimit: 2048 },
+});
