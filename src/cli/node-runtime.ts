@@ -31,8 +31,9 @@ function fileComponent(name: ComponentName, path: string): ComponentSource {
     io: {},
     dtype: undefined,
     requiredFeatures: [],
-    async create(o, options) {
+    async create(o, options, tune) {
       try {
+        if (tune) return await o.InferenceSession.create(path, tune(new Uint8Array(await readFile(path)), options));
         return await o.InferenceSession.create(path, options);
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);

@@ -17,8 +17,14 @@ export interface ComponentSource {
   /** Float type the manifest declares ('float16' needs shader-f16 on WebGPU); undefined = inspect the graph. */
   readonly dtype: ComponentSpec['dtype'] | undefined;
   readonly requiredFeatures: readonly string[];
-  create(ort: OrtApi, options: OrtSessionOptions): Promise<OrtSession>;
+  /**
+   * Create the session. `tune`, when given, sees the graph bytes and returns options to merge (graph-dependent
+   * placement on WebGPU); it forces the graph to be read into memory, so the CPU path passes none.
+   */
+  create(ort: OrtApi, options: OrtSessionOptions, tune?: GraphTuner): Promise<OrtSession>;
 }
+
+export type GraphTuner = (graph: Uint8Array, options: OrtSessionOptions) => OrtSessionOptions;
 
 export interface BackendSources {
   config: FluxModelConfig;
@@ -34,12 +40,13 @@ function packComponent(source: PackSource, name: ComponentName, spec: ComponentS
     io: { ...(spec.inputs ? { inputs: spec.inputs } : {}), ...(spec.outputs ? { outputs: spec.outputs } : {}) },
     dtype: spec.dtype,
     requiredFeatures,
-    async create(ort, options) {
+    async create(ort, options, tune) {
       // onnxruntime-node reads the graph and its external data from disk itself (mmap, no JS copies).
-      if (source.localPath && typeof process !== 'undefined' && !('document' in globalThis) && ort.env.versions.node) {
+      if (!tune && source.localPath && ort.env.versions.node) {
         return ort.InferenceSession.create(source.localPath(spec.graph), options);
       }
       const graph = await toBytes(await source.getFile(spec.graph));
+      if (tune) options = tune(graph, options);
       // External data goes to ORT as Blobs/bytes we fetched ourselves (ORT's own URL fetching poisons the
       // WebGPU EP for the realm when it fails; see docs/webgpu-testing.md).
       const externalData = await Promise.all(

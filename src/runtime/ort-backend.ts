@@ -18,7 +18,8 @@ import {
 import type { LatentShape } from '../pipeline/latents.js';
 import type { ClipTokenizer, T5Tokenizer } from '../pipeline/tokenizers.js';
 import { bindComponentIo, componentFloatType, type ComponentIo, type TensorSlot } from './component-io.js';
-import { checkTextEncoders, type BackendSources, type ComponentSource } from './component-source.js';
+import { checkTextEncoders, type BackendSources, type ComponentSource, type GraphTuner } from './component-source.js';
+import { placementOptions } from './graph-placement.js';
 import { float16ToFloat32, float32ToFloat16 } from './float16.js';
 import type { ExecutionTarget, OrtApi, OrtSession, OrtSessionOptions, OrtTensor } from './ort-api.js';
 
@@ -29,6 +30,8 @@ export interface RuntimeEnv {
   gpuFeatures?: ReadonlySet<string>;
   /** Extra session options (merged under the runtime's own). */
   sessionOptions?: OrtSessionOptions;
+  /** Total GPU map-for-read operations so far in this realm (gpu-readback-counter.ts), for per-session stats. */
+  gpuReadCounter?: () => number;
 }
 
 export interface BackendLoadProgressEvent {
@@ -42,9 +45,14 @@ export interface BackendLoadProgressEvent {
 /** Counters the benchmark reads: time inside session.run and host read-backs. */
 export interface BackendStats {
   sessionRuns: number;
+  /** Wall time inside session.run (on WebGPU it returns before the GPU finishes; see readbackMs). */
   sessionRunMs: number;
   readbacks: number;
   readbackBytes: number;
+  /** Wall time waiting for read-backs, which includes finishing the queued GPU work. */
+  readbackMs: number;
+  /** GPU map-for-read operations inside session.run, by component/helper (needs RuntimeEnv.gpuReadCounter). */
+  gpuReadsInRun: Record<string, number>;
 }
 
 interface LoadedComponent {
@@ -58,7 +66,7 @@ const LOAD_ORDER: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_
 export class OrtFluxBackend implements FluxBackend {
   readonly config: FluxModelConfig;
   readonly tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
-  readonly stats: BackendStats = { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0 };
+  readonly stats: BackendStats = { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {} };
   private readonly helpers = new Map<string, Promise<OrtSession>>();
   private disposed = false;
 
@@ -82,7 +90,7 @@ export class OrtFluxBackend implements FluxBackend {
     try {
       for (const [i, name] of names.entries()) {
         onProgress?.({ status: 'load', component: name, index: i + 1, total: names.length });
-        loaded[name] = await loadComponent(env, name, sources.components[name]!);
+        loaded[name] = await loadComponent(env, name, sources.components[name]!, sources.config);
       }
     } catch (e) {
       await Promise.all(Object.values(loaded).map((c) => c.session.release().catch(() => undefined)));
@@ -101,7 +109,7 @@ export class OrtFluxBackend implements FluxBackend {
   }
 
   resetStats(): void {
-    Object.assign(this.stats, { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0 });
+    Object.assign(this.stats, { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {} });
   }
 
   // ---- FluxBackend -------------------------------------------------------------------------------------------
@@ -109,7 +117,7 @@ export class OrtFluxBackend implements FluxBackend {
   async encodeClip(inputIds: Int32Array, batch: number, pooledIndex: readonly number[]): Promise<DeviceTensor> {
     const c = this.component('clip');
     const ids = this.idsTensor(c.io.inputs.input_ids!, inputIds, [batch, inputIds.length / batch]);
-    const out = (await this.run(c.session, { [c.io.inputs.input_ids!.name]: ids }, [c.io.outputs.pooled!.name]))[0]!;
+    const out = (await this.run('clip', c.session, { [c.io.inputs.input_ids!.name]: ids }, [c.io.outputs.pooled!.name]))[0]!;
     let pooled = out;
     if (out.dims.length === 3) {
       // The graph returns hidden states [B, 77, D]: take each row's first EOS on the device (docs §2.1).
@@ -133,7 +141,7 @@ export class OrtFluxBackend implements FluxBackend {
   async encodeT5(inputIds: Int32Array, batch: number): Promise<DeviceTensor> {
     const c = this.component('t5');
     const ids = this.idsTensor(c.io.inputs.input_ids!, inputIds, [batch, inputIds.length / batch]);
-    const out = (await this.run(c.session, { [c.io.inputs.input_ids!.name]: ids }, [c.io.outputs.last_hidden_state!.name]))[0]!;
+    const out = (await this.run('t5', c.session, { [c.io.inputs.input_ids!.name]: ids }, [c.io.outputs.last_hidden_state!.name]))[0]!;
     if (out.dims.length !== 3) {
       out.dispose();
       throw new FluxError('model_io_mismatch', `t5: output must be [B, L, D], got [${out.dims.join(', ')}]`);
@@ -175,7 +183,7 @@ export class OrtFluxBackend implements FluxBackend {
         [slot.img_ids!.name]: this.idsInput(slot.img_ids!, inputs.imgIds, B),
         [slot.txt_ids!.name]: this.idsInput(slot.txt_ids!, inputs.txtIds, B),
       };
-      const out = (await this.run(c.session, feeds, [c.io.outputs.velocity!.name]))[0]!;
+      const out = (await this.run('transformer', c.session, feeds, [c.io.outputs.velocity!.name]))[0]!;
       const expected = inputs.hiddenStates.dims;
       if (out.dims.length !== 3 || out.dims.some((d, i) => d !== expected[i])) {
         out.dispose();
@@ -210,7 +218,7 @@ export class OrtFluxBackend implements FluxBackend {
     );
     let image: OrtTensor;
     try {
-      image = (await this.run(c.session, { [c.io.inputs.latent!.name]: z! }, [c.io.outputs.image!.name]))[0]!;
+      image = (await this.run('vae_decoder', c.session, { [c.io.inputs.latent!.name]: z! }, [c.io.outputs.image!.name]))[0]!;
     } finally {
       z!.dispose();
     }
@@ -245,8 +253,9 @@ export class OrtFluxBackend implements FluxBackend {
     return c;
   }
 
-  private async run(session: OrtSession, feeds: Record<string, OrtTensor>, fetches: string[]): Promise<OrtTensor[]> {
+  private async run(label: string, session: OrtSession, feeds: Record<string, OrtTensor>, fetches: string[]): Promise<OrtTensor[]> {
     const t0 = performance.now();
+    const reads0 = this.env.gpuReadCounter?.();
     let out: Record<string, OrtTensor>;
     try {
       out = (await session.run(feeds, fetches)) as Record<string, OrtTensor>;
@@ -255,6 +264,10 @@ export class OrtFluxBackend implements FluxBackend {
     } finally {
       this.stats.sessionRuns++;
       this.stats.sessionRunMs += performance.now() - t0;
+      if (reads0 !== undefined) {
+        const d = this.env.gpuReadCounter!() - reads0;
+        if (d) this.stats.gpuReadsInRun[label] = (this.stats.gpuReadsInRun[label] ?? 0) + d;
+      }
     }
     return fetches.map((f) => out[f]!);
   }
@@ -266,7 +279,7 @@ export class OrtFluxBackend implements FluxBackend {
       this.helpers.set(key, session);
     }
     const s = await session;
-    return this.run(s, feeds, [...s.outputNames]);
+    return this.run(key.split(':')[0]!, s, feeds, [...s.outputNames]);
   }
 
   private shape(dims: number[]): OrtTensor {
@@ -311,7 +324,9 @@ export class OrtFluxBackend implements FluxBackend {
   }
 
   private async readBack(t: OrtTensor): Promise<Float32Array> {
+    const t0 = performance.now();
     const data = t.location === 'cpu' ? t.data : await t.getData();
+    this.stats.readbackMs += performance.now() - t0;
     this.stats.readbacks++;
     this.stats.readbackBytes += (data as ArrayBufferView).byteLength;
     if (t.type === 'float16') return float16ToFloat32(data as Uint16Array);
@@ -347,13 +362,30 @@ function featureError(name: ComponentName, source: ComponentSource, missing: str
   );
 }
 
-async function loadComponent(env: RuntimeEnv, name: ComponentName, source: ComponentSource): Promise<LoadedComponent> {
+/**
+ * On WebGPU, keep ids-derived integer work off the GPU so no run reads anything back (graph-placement.ts):
+ * T5's position buckets depend on its length only, so it gets its fixed [1, length] shape and ORT folds them;
+ * other graphs (CLIP's ArgMax pooling on the ids) get their ids chains pinned to the CPU.
+ */
+function webgpuTuner(name: ComponentName, config: FluxModelConfig): GraphTuner {
+  return (graph, options) => {
+    const placement = placementOptions(graph, name === 't5' ? { fixedInputShape: [1, config.t5MaxLength] } : {});
+    const { forceCpuNodeNames, freeDimensionOverrides } = placement;
+    return {
+      ...options,
+      ...(freeDimensionOverrides ? { freeDimensionOverrides } : {}),
+      ...(forceCpuNodeNames?.length ? { executionProviders: [{ name: 'webgpu', forceCpuNodeNames }] } : {}),
+    };
+  };
+}
+
+async function loadComponent(env: RuntimeEnv, name: ComponentName, source: ComponentSource, config: FluxModelConfig): Promise<LoadedComponent> {
   // Check before creating the session: some builds fail late or (JSEP) silently compute garbage in fp16.
   const early = missingFeatures(env, source, source.dtype);
   if (early.length) throw featureError(name, source, early);
   let session: OrtSession;
   try {
-    session = await source.create(env.ort, sessionOptionsFor(env));
+    session = await source.create(env.ort, sessionOptionsFor(env), env.target === 'webgpu' ? webgpuTuner(name, config) : undefined);
   } catch (e) {
     if (e instanceof FluxError) throw e;
     throw new FluxError('runtime_error', `Could not create the ${name} session from ${source.label}: ${e instanceof Error ? e.message : String(e)}`, {

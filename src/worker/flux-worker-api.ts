@@ -8,6 +8,8 @@ import { FluxError, toFluxError } from '../errors.js';
 import { canvasJpegEncoder, type JpegEncoder } from '../image/encode.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
 import type { OrtApi } from '../runtime/ort-api.js';
+import type { BackendStats } from '../runtime/ort-backend.js';
+import { gpuReadbackCount } from './gpu-readback-counter.js';
 import { createFluxGpu, type FluxGpu, type WebGpuReport } from '../runtime/webgpu-device.js';
 import { deletePack, listPacks, openInstalledPack, verifyInstalledPack, type PackInfo } from '../storage/indexeddb-pack-store.js';
 import { installPack, type InstallProgress } from '../storage/pack-installer.js';
@@ -38,8 +40,8 @@ export interface FluxWorkerApi {
   generate(input: FluxSchnellInput, onProgress?: (e: GenerateProgressEvent) => void): Promise<FluxEngineResult>;
   /** Cancel the running and queued generations (they reject with code 'cancelled'). */
   cancel(): void;
-  /** Counters of the last generation: time in session.run, read-backs (for benchmarks). */
-  stats(): Promise<{ sessionRuns: number; sessionRunMs: number; readbacks: number; readbackBytes: number } | null>;
+  /** Counters of the last generation (time in session.run, read-backs) and GPU map-for-read calls so far. */
+  stats(): Promise<(BackendStats & { gpuMapReads: number }) | null>;
 }
 
 export interface WorkerDeps {
@@ -83,7 +85,7 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     if (!engine) {
       const g = await gpu();
       engine = new FluxEngine({
-        runtime: { ort: deps.ort, target: 'webgpu', gpuFeatures: new Set(g.report.features) },
+        runtime: { ort: deps.ort, target: 'webgpu', gpuFeatures: new Set(g.report.features), gpuReadCounter: gpuReadbackCount },
         jpeg: deps.jpeg ?? canvasJpegEncoder,
       });
     }
@@ -164,7 +166,8 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     },
 
     async stats() {
-      return engine?.stats ?? null;
+      const s = engine?.stats;
+      return s ? { ...s, gpuMapReads: gpuReadbackCount() } : null;
     },
   };
 }
