@@ -69,7 +69,7 @@ export async function sourcesFromFiles(args: {
 }): Promise<BackendSources> {
   const base: BackendSources = args.pack
     ? await sourcesFromPack(args.pack, args.configOverrides)
-    : { config: resolveModelConfig(args.configOverrides), components: {}, tokenizers: null };
+    : { config: resolveModelConfig(args.configOverrides), explicitConfig: { ...args.configOverrides }, components: {}, tokenizers: null };
   for (const [name, path] of Object.entries(args.files) as [ComponentName, string][]) base.components[name] = fileComponent(name, path);
   if (args.tokenizerDirs.clip || args.tokenizerDirs.t5) {
     if (!args.tokenizerDirs.clip || !args.tokenizerDirs.t5) {

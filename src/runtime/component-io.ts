@@ -23,6 +23,8 @@ export interface TensorSlot {
   type: string;
   /** Declared rank, or undefined if unknown. */
   rank: number | undefined;
+  /** Declared dims (numbers for fixed sizes, names for symbolic ones); empty if unknown. */
+  dims: readonly (number | string)[];
 }
 
 export interface ComponentIo {
@@ -36,8 +38,8 @@ const POOLED_OUTPUT_NAMES = ['pooler_output', 'pooled_embeddings', 'pooled_outpu
 function slotFor(name: string, meta: SessionShape['inputMetadata']): TensorSlot {
   const m = meta?.find((x) => x.name === name);
   const type = m && m.isTensor && m.type ? m.type : 'unknown';
-  const rank = m && m.isTensor && m.shape && m.shape.length > 0 ? m.shape.length : undefined;
-  return { name, type, rank };
+  const dims = m && m.isTensor && m.shape ? [...m.shape] : [];
+  return { name, type, rank: dims.length > 0 ? dims.length : undefined, dims };
 }
 
 export function bindComponentIo(

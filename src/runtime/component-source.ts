@@ -28,6 +28,8 @@ export type GraphTuner = (graph: Uint8Array, options: OrtSessionOptions) => OrtS
 
 export interface BackendSources {
   config: FluxModelConfig;
+  /** The config values someone stated (manifest, CLI flags); the rest are FLUX defaults the graphs may refine. */
+  explicitConfig: Partial<FluxModelConfig>;
   components: Partial<Record<ComponentName, ComponentSource>>;
   tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
 }
@@ -49,8 +51,13 @@ function packComponent(source: PackSource, name: ComponentName, spec: ComponentS
       if (tune) options = tune(graph, options);
       // External data goes to ORT as Blobs/bytes we fetched ourselves (ORT's own URL fetching poisons the
       // WebGPU EP for the realm when it fails; see docs/webgpu-testing.md).
+      // onnxruntime-node takes bytes only; onnxruntime-web also takes Blobs (no copy into the JS heap).
+      const asBytes = Boolean(ort.env.versions.node);
       const externalData = await Promise.all(
-        (spec.externalData ?? []).map(async (x) => ({ path: x.path, data: await source.getFile(x.file) })),
+        (spec.externalData ?? []).map(async (x) => {
+          const data = await source.getFile(x.file);
+          return { path: x.path, data: asBytes ? await toBytes(data) : data };
+        }),
       );
       return ort.InferenceSession.create(graph, { ...options, ...(externalData.length ? { externalData } : {}) });
     },
@@ -74,7 +81,7 @@ export async function sourcesFromPack(source: PackSource, configOverrides?: Part
     const [clip, t5] = [await load(m.tokenizers.clip), await load(m.tokenizers.t5)];
     tokenizers = { clip: loadClipTokenizer(clip.json, clip.config), t5: loadT5Tokenizer(t5.json, t5.config) };
   }
-  return { config: resolveModelConfig(m.config, configOverrides), components, tokenizers };
+  return { config: resolveModelConfig(m.config, configOverrides), explicitConfig: { ...m.config, ...configOverrides }, components, tokenizers };
 }
 
 /** Throw unless both text encoders or neither are present (with their tokenizers). */

@@ -75,7 +75,7 @@ export class OrtFluxBackend implements FluxBackend {
     private readonly components: Partial<Record<ComponentName, LoadedComponent>>,
     sources: BackendSources,
   ) {
-    this.config = sources.config;
+    this.config = configFromGraphs(sources, components.transformer!.io);
     this.tokenizers = components.clip && components.t5 ? sources.tokenizers : null;
   }
 
@@ -170,7 +170,7 @@ export class OrtFluxBackend implements FluxBackend {
     const B = inputs.hiddenStates.dims[0]!;
     const temps: OrtTensor[] = [];
     const cast = async (t: DeviceTensor, s: TensorSlot) => {
-      const r = await this.castTo(t as OrtTensor, s);
+      const r = await this.castTo(t as OrtTensor, s.type === 'float16' ? 'float16' : 'float32');
       if (r !== t) temps.push(r);
       return r;
     };
@@ -307,9 +307,8 @@ export class OrtFluxBackend implements FluxBackend {
     return new this.env.ort.Tensor('float32', data, dims);
   }
 
-  /** Convert a float tensor to the slot's float type on the device (no-op when it already matches). */
-  private async castTo(t: OrtTensor, slot: TensorSlot): Promise<OrtTensor> {
-    const to = slot.type === 'float16' ? 'float16' : 'float32';
+  /** Convert a float tensor to another float type on the device (no-op when it already matches). */
+  private async castTo(t: OrtTensor, to: FloatDtype): Promise<OrtTensor> {
     if (t.type === to) return t;
     const from = t.type as FloatDtype;
     return (await this.runHelper(`cast:${t.dims.length}:${from}:${to}`, () => castGraph(t.dims.length, from, to), { x: t }))[0]!;
@@ -318,7 +317,7 @@ export class OrtFluxBackend implements FluxBackend {
   /** Component outputs in fp16 become float32 right away, so everything between components is float32. */
   private async toFloat32(t: OrtTensor): Promise<OrtTensor> {
     if (t.type === 'float32') return t;
-    const r = await this.castTo(t, { name: '', type: 'float32', rank: t.dims.length });
+    const r = await this.castTo(t, 'float32');
     t.dispose();
     return r;
   }
@@ -343,6 +342,23 @@ function sessionOptionsFor(env: RuntimeEnv): OrtSessionOptions {
     executionProviders: [env.target],
     ...(env.target === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
   };
+}
+
+/**
+ * The transformer's packed width is 4·latentChannels. A graph with a fixed width is the truth: it refines the
+ * FLUX default (e.g. diffusers' tiny test model: 4 → 1 channel), and contradicts a stated config only with an error.
+ */
+function configFromGraphs(sources: BackendSources, transformer: ComponentIo): FluxModelConfig {
+  const width = transformer.inputs.hidden_states!.dims[2];
+  const config = sources.config;
+  if (typeof width !== 'number' || width === 4 * config.latentChannels) return config;
+  if (sources.explicitConfig.latentChannels !== undefined || width % 4 !== 0) {
+    throw new FluxError(
+      'model_io_mismatch',
+      `transformer: hidden_states has ${width} features per token, but the config's ${config.latentChannels} latent channels need ${4 * config.latentChannels}`,
+    );
+  }
+  return { ...config, latentChannels: width / 4 };
 }
 
 function missingFeatures(env: RuntimeEnv, source: ComponentSource, floatType?: FloatDtype): string[] {

@@ -7,8 +7,8 @@ import { FluxEngine, type FluxEngineResult, type GenerateProgressEvent, type Loa
 import { FluxError, toFluxError } from '../errors.js';
 import { canvasJpegEncoder, type JpegEncoder } from '../image/encode.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
-import type { OrtApi } from '../runtime/ort-api.js';
-import type { BackendStats } from '../runtime/ort-backend.js';
+import type { ExecutionTarget, OrtApi } from '../runtime/ort-api.js';
+import type { BackendStats, RuntimeEnv } from '../runtime/ort-backend.js';
 import { gpuReadbackCount } from './gpu-readback-counter.js';
 import { createFluxGpu, type FluxGpu, type WebGpuReport } from '../runtime/webgpu-device.js';
 import { deletePack, listPacks, openInstalledPack, verifyInstalledPack, type PackInfo } from '../storage/indexeddb-pack-store.js';
@@ -46,6 +46,8 @@ export interface FluxWorkerApi {
 
 export interface WorkerDeps {
   ort: OrtApi;
+  /** 'webgpu' in the browser (default); tests run the same API on onnxruntime-node's 'cpu'. */
+  target?: ExecutionTarget;
   /** Defaults to navigator.gpu. */
   gpu?: () => Promise<FluxGpu>;
   store?: PackStore;
@@ -61,8 +63,10 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
   const generations = new Set<AbortController>();
 
   // ORT runs inside this worker already: no proxy worker; threads only where the page is cross-origin isolated.
-  deps.ort.env.wasm.proxy = false;
-  if (!globalThis.crossOriginIsolated) deps.ort.env.wasm.numThreads = 1;
+  if (deps.ort.env.wasm) {
+    deps.ort.env.wasm.proxy = false;
+    if (!globalThis.crossOriginIsolated) deps.ort.env.wasm.numThreads = 1;
+  }
 
   async function gpu(): Promise<FluxGpu> {
     if (!gpuPromise) {
@@ -83,11 +87,12 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
 
   async function getEngine(): Promise<FluxEngine> {
     if (!engine) {
-      const g = await gpu();
-      engine = new FluxEngine({
-        runtime: { ort: deps.ort, target: 'webgpu', gpuFeatures: new Set(g.report.features), gpuReadCounter: gpuReadbackCount },
-        jpeg: deps.jpeg ?? canvasJpegEncoder,
-      });
+      const target = deps.target ?? 'webgpu';
+      const runtime: RuntimeEnv =
+        target === 'webgpu'
+          ? { ort: deps.ort, target, gpuFeatures: new Set((await gpu()).report.features), gpuReadCounter: gpuReadbackCount }
+          : { ort: deps.ort, target };
+      engine = new FluxEngine({ runtime, jpeg: deps.jpeg ?? canvasJpegEncoder });
     }
     return engine;
   }
@@ -101,10 +106,12 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
   return {
     async info() {
       let report: WebGpuReport | null = null;
-      try {
-        report = (await gpu()).report;
-      } catch {
-        // reported through webgpuError
+      if ((deps.target ?? 'webgpu') === 'webgpu') {
+        try {
+          report = (await gpu()).report;
+        } catch {
+          // reported through webgpuError
+        }
       }
       return {
         webgpu: report,

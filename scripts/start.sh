@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up (npm ci when needed) and run the app at http://127.0.0.1:5173 — works offline with the embedded test pack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci
+fi
+exec npm start -- "$@"
