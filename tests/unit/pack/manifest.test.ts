@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
 import { packSizeBytes, parseManifest } from '../../../src/pack/manifest.js';
+import { expectFluxError } from '../../support/errors.js';
 import { TEST_PACK_DIR } from '../../support/fixtures.js';
 
 const testManifest = () => JSON.parse(readFileSync(join(TEST_PACK_DIR, 'manifest.json'), 'utf8')) as Record<string, any>;
@@ -10,16 +10,7 @@ const testManifest = () => JSON.parse(readFileSync(join(TEST_PACK_DIR, 'manifest
 function expectBad(edit: (m: Record<string, any>) => void, field: string, message: RegExp) {
   const m = testManifest();
   edit(m);
-  try {
-    parseManifest(m);
-  } catch (e) {
-    expect(e).toBeInstanceOf(FluxError);
-    expect((e as FluxError).code).toBe('invalid_manifest');
-    expect((e as FluxError).field).toBe(field);
-    expect((e as FluxError).message).toMatch(message);
-    return;
-  }
-  throw new Error(`expected ${field} to be rejected`);
+  expectFluxError(() => parseManifest(m), 'invalid_manifest', field, message);
 }
 
 describe('parseManifest', () => {

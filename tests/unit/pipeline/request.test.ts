@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
+import { expectFluxError } from '../../support/errors.js';
 import { FLUX_SCHNELL_CONFIG, resolveModelConfig } from '../../../src/pipeline/config.js';
 import { IMAGE_SIZE_PRESETS } from '../../../src/pipeline/image-size.js';
 import { validateRequest } from '../../../src/pipeline/request.js';
@@ -9,16 +9,7 @@ const seed = () => 777;
 const tensor = (dims: number[]) => ({ data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims });
 
 function expectInvalid(input: unknown, field: string, message: RegExp) {
-  try {
-    validateRequest(input, cfg, seed);
-  } catch (e) {
-    expect(e).toBeInstanceOf(FluxError);
-    expect((e as FluxError).code).toBe('invalid_input');
-    expect((e as FluxError).field).toBe(field);
-    expect((e as FluxError).message).toMatch(message);
-    return;
-  }
-  throw new Error(`expected ${field} to be rejected`);
+  expectFluxError(() => validateRequest(input, cfg, seed), 'invalid_input', field, message);
 }
 
 describe('validateRequest: defaults (fal-ai/flux/schnell)', () => {
