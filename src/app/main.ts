@@ -165,6 +165,8 @@ function readInput(): FluxSchnellInput {
 function describeProgress(e: GenerateProgressEvent): string {
   const t = formatMs(e.elapsedMs);
   switch (e.stage) {
+    case 'load':
+      return `Loading ${e.component ?? 'model'}… ${t}`;
     case 'encode_text':
       return `Encoding text… ${t}`;
     case 'denoise':

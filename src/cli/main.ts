@@ -191,7 +191,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     ...(values['t5-tokenizer'] ? { t5: values['t5-tokenizer'] } : {}),
   };
   if (pack && Object.keys(overrides).length === 0 && Object.keys(tokenizerDirs).length === 0) {
-    await engine.loadPack(pack, undefined, configOverrides);
+    await engine.loadPack(pack, { configOverrides });
   } else {
     const sources = await sourcesFromFiles({ pack, files: overrides, tokenizerDirs, configOverrides, needText: !input.prompt_embeds });
     await engine.loadSources(sources, pack ? `${pack.manifest.name} + overrides` : 'loose graphs');

@@ -26,21 +26,27 @@ export async function createNodeEngineEnv(target: NodeTarget): Promise<EngineEnv
 
 /** A graph file given on the command line; onnxruntime-node resolves its external data beside it. */
 function fileComponent(name: ComponentName, path: string): ComponentSource {
+  const label = `${name} (${path})`;
   return {
-    label: `${name} (${path})`,
+    label,
     io: {},
     dtype: undefined,
     requiredFeatures: [],
-    async create(o, options, tune) {
-      try {
-        if (tune) return await o.InferenceSession.create(path, tune(new Uint8Array(await readFile(path)), options));
-        return await o.InferenceSession.create(path, options);
-      } catch (e) {
-        const msg = e instanceof Error ? e.message : String(e);
-        const missing = /no such file|doesn't exist|not exist|ENOENT/i.test(msg);
-        throw new FluxError(missing ? 'pack_file_missing' : 'runtime_error', `--${name.replace('_', '-')} ${path}: ${msg}`, { cause: e });
-      }
-    },
+    graphs: [
+      {
+        label,
+        async create(o, options, tune) {
+          try {
+            if (tune) return await o.InferenceSession.create(path, tune(new Uint8Array(await readFile(path)), options));
+            return await o.InferenceSession.create(path, options);
+          } catch (e) {
+            const msg = e instanceof Error ? e.message : String(e);
+            const missing = /no such file|doesn't exist|not exist|ENOENT/i.test(msg);
+            throw new FluxError(missing ? 'pack_file_missing' : 'runtime_error', `--${name.replace('_', '-')} ${path}: ${msg}`, { cause: e });
+          }
+        },
+      },
+    ],
   };
 }
 

@@ -6,17 +6,23 @@
 import { FluxError, toFluxError } from '../errors.js';
 import { encodeImage, type EncodedImage, type JpegEncoder } from '../image/encode.js';
 import type { FluxModelConfig } from '../pipeline/config.js';
+import { PromptEmbeddingCache } from '../pipeline/embedding-cache.js';
 import { runPipeline, type PipelineProgressEvent } from '../pipeline/flux-pipeline.js';
 import { validateRequest, type HostTensor } from '../pipeline/request.js';
 import { sourcesFromPack, type BackendSources } from '../runtime/component-source.js';
 import { OrtFluxBackend, type BackendLoadProgressEvent, type BackendStats, type RuntimeEnv } from '../runtime/ort-backend.js';
 import type { PackSource } from '../storage/pack-source.js';
+import type { ComponentName } from '../pack/manifest.js';
 
-export type GenerateStage = PipelineProgressEvent['stage'] | 'encode_image';
+export type GenerateStage = 'load' | PipelineProgressEvent['stage'] | 'encode_image';
 
-/** Progress of one generation: stage, denoising step (1-based, after it finished), elapsed time. */
+/**
+ * Progress of one generation: stage, denoising step (1-based, after it finished), elapsed time. `load` means a
+ * component that is not kept resident is being created (`component` says which).
+ */
 export interface GenerateProgressEvent {
   stage: GenerateStage;
+  component?: string;
   step?: number;
   totalSteps: number;
   elapsedMs: number;
@@ -64,6 +70,13 @@ export interface LoadedModelInfo {
   components: ReturnType<OrtFluxBackend['describeComponents']>;
 }
 
+export interface LoadOptions {
+  onProgress?: (e: LoadProgressEvent) => void;
+  configOverrides?: Partial<FluxModelConfig>;
+  /** Components kept loaded between generations (the others load per generation). Default: all. */
+  resident?: ReadonlySet<ComponentName>;
+}
+
 export interface GenerateOptions {
   onProgress?: (e: GenerateProgressEvent) => void;
   signal?: AbortSignal;
@@ -80,22 +93,23 @@ export class FluxEngine {
   private model: Omit<LoadedModelInfo, 'components' | 'hasTextEncoders' | 'config'> | null = null;
   /** Generations and loads run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly embeddings = new PromptEmbeddingCache();
 
   constructor(private readonly env: EngineEnv) {}
 
   /** Load (or replace) the model from a pack. */
-  loadPack(source: PackSource, onProgress?: (e: LoadProgressEvent) => void, configOverrides?: Partial<FluxModelConfig>): Promise<LoadedModelInfo> {
+  loadPack(source: PackSource, options: LoadOptions = {}): Promise<LoadedModelInfo> {
     return this.serial(async () => {
-      onProgress?.({ status: 'tokenizers' });
-      const sources = await sourcesFromPack(source, configOverrides);
+      options.onProgress?.({ status: 'tokenizers' });
+      const sources = await sourcesFromPack(source, options.configOverrides);
       const m = source.manifest;
-      return this.install(sources, { packId: m.id, name: m.name, testPack: m.testPack ?? false }, onProgress);
+      return this.install(sources, { packId: m.id, name: m.name, testPack: m.testPack ?? false }, options);
     });
   }
 
   /** Load (or replace) the model from loose component sources (CLI overrides). */
-  loadSources(sources: BackendSources, name: string, onProgress?: (e: LoadProgressEvent) => void): Promise<LoadedModelInfo> {
-    return this.serial(() => this.install(sources, { packId: null, name, testPack: false }, onProgress));
+  loadSources(sources: BackendSources, name: string, options: LoadOptions = {}): Promise<LoadedModelInfo> {
+    return this.serial(() => this.install(sources, { packId: null, name, testPack: false }, options));
   }
 
   get info(): LoadedModelInfo | null {
@@ -129,11 +143,18 @@ export class FluxEngine {
       backend.resetStats();
       const t0 = performance.now();
       const { onProgress, signal } = options;
-      const result = await runPipeline(backend, request, {
-        ...(signal ? { signal } : {}),
-        ...(onProgress ? { onProgress } : {}),
-        ...(options.returnLatents ? { returnLatents: true } : {}),
-      });
+      backend.setLoadListener(onProgress && ((e) => onProgress({ stage: 'load', component: e.component, totalSteps: request.steps, elapsedMs: performance.now() - t0 })));
+      let result: Awaited<ReturnType<typeof runPipeline>>;
+      try {
+        result = await runPipeline(backend, request, {
+          embeddingCache: this.embeddings,
+          ...(signal ? { signal } : {}),
+          ...(onProgress ? { onProgress } : {}),
+          ...(options.returnLatents ? { returnLatents: true } : {}),
+        });
+      } finally {
+        backend.setLoadListener(undefined);
+      }
       onProgress?.({ stage: 'encode_image', totalSteps: request.steps, elapsedMs: performance.now() - t0 });
       const te = performance.now();
       const images: EncodedImage[] = [];
@@ -167,28 +188,28 @@ export class FluxEngine {
     });
   }
 
-  /** Free every session. */
+  /** Free every session and cached embedding. */
   unload(): Promise<void> {
-    return this.serial(async () => {
-      const b = this.backend;
-      this.backend = null;
-      this.model = null;
-      await b?.release();
-    });
+    return this.serial(() => this.drop());
   }
 
-  private async install(
-    sources: BackendSources,
-    model: NonNullable<FluxEngine['model']>,
-    onProgress?: (e: LoadProgressEvent) => void,
-  ): Promise<LoadedModelInfo> {
-    // Free the old model first: two real packs do not fit in GPU memory together.
-    await this.backend?.release();
+  private async drop(): Promise<void> {
+    const b = this.backend;
     this.backend = null;
     this.model = null;
-    this.backend = await OrtFluxBackend.load(this.env.runtime, sources, onProgress);
+    this.embeddings.clear();
+    await b?.release();
+  }
+
+  private async install(sources: BackendSources, model: NonNullable<FluxEngine['model']>, options: LoadOptions): Promise<LoadedModelInfo> {
+    // Free the old model first: two real packs do not fit in GPU memory together.
+    await this.drop();
+    this.backend = await OrtFluxBackend.load(this.env.runtime, sources, {
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.resident ? { resident: options.resident } : {}),
+    });
     this.model = model;
-    onProgress?.({ status: 'ready', packId: model.packId });
+    options.onProgress?.({ status: 'ready', packId: model.packId });
     return this.info!;
   }
 

@@ -31,10 +31,20 @@ export interface ExternalDataRef {
 /** Float type of a component's floating-point inputs/outputs. */
 export type ComponentDtype = 'float32' | 'float16';
 
-export interface ComponentSpec {
+/** One ONNX graph and its external data. */
+export interface GraphFiles {
   /** Pack file holding the ONNX graph. */
   graph: string;
   externalData?: ExternalDataRef[];
+}
+
+/**
+ * A component is one graph (`graph`) or several run in sequence (`stages`), for models too large for one session.
+ * Stage graphs exchange tensors by name: stage k may take any of the component's inputs and any output of stages
+ * before it; the last stage produces the component's output. Intermediate tensors stay on the device.
+ */
+export interface ComponentSpec extends Partial<GraphFiles> {
+  stages?: GraphFiles[];
   /** Activation float type; 'float16' implies the `shader-f16` WebGPU feature. */
   dtype: ComponentDtype;
   /** Weight storage, informational (shown in the model manager, used by the capacity probe). */
@@ -75,6 +85,12 @@ export interface PackManifest {
     vae_decoder: ComponentSpec;
   };
   tokenizers?: { clip?: TokenizerSpec; t5?: TokenizerSpec };
+}
+
+/** The graphs of a component, in execution order (one for an unsplit component). */
+export function componentGraphs(spec: ComponentSpec): GraphFiles[] {
+  if (spec.stages) return spec.stages;
+  return [{ graph: spec.graph!, ...(spec.externalData ? { externalData: spec.externalData } : {}) }];
 }
 
 /** Inputs and outputs each component's graph is bound by (roles). */
@@ -162,6 +178,23 @@ export function parseManifest(json: unknown): PackManifest {
     return p;
   };
   const listed = (p: string, field: string): void => void listedPath(p, field);
+  const checkGraphFiles = (g: Record<string, unknown>, field: string): void => {
+    const graph = checkPath(g.graph, `${field}.graph`);
+    listed(graph, `${field}.graph`);
+    if (g.externalData === undefined) return;
+    if (!Array.isArray(g.externalData)) throw bad('must be an array', `${field}.externalData`);
+    const graphDir = graph.includes('/') ? graph.slice(0, graph.lastIndexOf('/') + 1) : '';
+    g.externalData.forEach((x, i) => {
+      const xf = `${field}.externalData[${i}]`;
+      if (!isObject(x)) throw bad('must be an object', xf);
+      if (typeof x.path !== 'string' || !x.path) throw bad('must be a non-empty string', `${xf}.path`);
+      const file = listedPath(checkPath(x.file, `${xf}.file`), `${xf}.file`);
+      // The data must sit where the graph says it is, so the folder also loads in any ONNX tool
+      // (and in onnxruntime-node, which resolves external data relative to the graph file).
+      const expected = graphDir + x.path.replace(/^\.\//, '');
+      if (file !== expected) throw bad(`"${file}" must be "${expected}" (the graph records location "${x.path}")`, `${xf}.file`);
+    });
+  };
 
   if (!isObject(json.components)) throw bad('must be an object', 'components');
   for (const name of Object.keys(json.components)) {
@@ -177,22 +210,18 @@ export function parseManifest(json: unknown): PackManifest {
       continue;
     }
     if (!isObject(c)) throw bad('must be an object', field);
-    listed(checkPath(c.graph, `${field}.graph`), `${field}.graph`);
-    if (c.dtype !== 'float32' && c.dtype !== 'float16') throw bad('must be "float32" or "float16"', `${field}.dtype`);
-    if (c.externalData !== undefined) {
-      if (!Array.isArray(c.externalData)) throw bad('must be an array', `${field}.externalData`);
-      const graphDir = (c.graph as string).includes('/') ? (c.graph as string).slice(0, (c.graph as string).lastIndexOf('/') + 1) : '';
-      c.externalData.forEach((x, i) => {
-        const xf = `${field}.externalData[${i}]`;
-        if (!isObject(x)) throw bad('must be an object', xf);
-        if (typeof x.path !== 'string' || !x.path) throw bad('must be a non-empty string', `${xf}.path`);
-        const file = listedPath(checkPath(x.file, `${xf}.file`), `${xf}.file`);
-        // The data must sit where the graph says it is, so the folder also loads in any ONNX tool
-        // (and in onnxruntime-node, which resolves external data relative to the graph file).
-        const expected = graphDir + x.path.replace(/^\.\//, '');
-        if (file !== expected) throw bad(`"${file}" must be "${expected}" (the graph records location "${x.path}")`, `${xf}.file`);
+    if ((c.graph === undefined) === (c.stages === undefined)) throw bad('needs exactly one of "graph" or "stages"', field);
+    if (c.stages !== undefined) {
+      if (name !== 'transformer') throw bad('only the transformer can be split into stages', `${field}.stages`);
+      if (!Array.isArray(c.stages) || c.stages.length === 0) throw bad('must be a non-empty array', `${field}.stages`);
+      c.stages.forEach((st, i) => {
+        if (!isObject(st)) throw bad('must be an object', `${field}.stages[${i}]`);
+        checkGraphFiles(st, `${field}.stages[${i}]`);
       });
+    } else {
+      checkGraphFiles(c, field);
     }
+    if (c.dtype !== 'float32' && c.dtype !== 'float16') throw bad('must be "float32" or "float16"', `${field}.dtype`);
     if (c.requiredFeatures !== undefined && (!Array.isArray(c.requiredFeatures) || c.requiredFeatures.some((s) => typeof s !== 'string'))) {
       throw bad('must be an array of strings', `${field}.requiredFeatures`);
     }

@@ -9,6 +9,7 @@ import { makeImageIds, makeNoise, makeTextIds, packLatents, unpackLatents, type 
 import type { GenerationRequest, HostTensor } from './request.js';
 import { eulerDt, schnellSigmas, timestepInput } from './schedule.js';
 import { clipPooledIndex, frameClipIds, frameT5Ids } from './tokens.js';
+import type { PromptEmbeddingCache } from './embedding-cache.js';
 import { postprocessImages, type RgbaImage } from './vae.js';
 
 export type PipelineStage = 'encode_text' | 'denoise' | 'decode' | 'postprocess';
@@ -34,6 +35,8 @@ export interface PipelineTimings {
 
 export interface PipelineOptions {
   signal?: AbortSignal;
+  /** Reuse and store prompt embeddings here (skips the text encoders for a repeated prompt). */
+  embeddingCache?: PromptEmbeddingCache;
   onProgress?: (e: PipelineProgressEvent) => void;
   /** Also return the final denoised latents, unpacked [B, C, h, w], before VAE scaling (costs one read-back). */
   returnLatents?: boolean;
@@ -42,6 +45,8 @@ export interface PipelineOptions {
 
 export interface PipelineResult {
   images: RgbaImage[];
+  /** True when the prompt embeddings came from the cache (no text encoder ran). */
+  textEmbeddingsCached: boolean;
   latents?: HostTensor;
   timings: PipelineTimings;
 }
@@ -50,35 +55,60 @@ function throwIfCancelled(signal?: AbortSignal): void {
   if (signal?.aborted) throw cancelledError();
 }
 
-/** Step 1: text → (T5 embeddings [B, L, D], CLIP pooled [B, P]), from the prompt or the given embeddings. */
-async function encodeText(backend: FluxBackend, request: GenerationRequest): Promise<{ txt: DeviceTensor; pooled: DeviceTensor }> {
-  let txt: DeviceTensor;
-  let pooled: DeviceTensor;
+interface TextConditioning {
+  txt: DeviceTensor;
+  pooled: DeviceTensor;
+  /** False when the tensors belong to the embedding cache and must outlive this generation. */
+  owned: boolean;
+  cached: boolean;
+}
+
+/** Step 1: text → (T5 embeddings [B, L, D], CLIP pooled [B, P]), from the prompt, the cache or the given embeddings. */
+async function encodeText(backend: FluxBackend, request: GenerationRequest, cache?: PromptEmbeddingCache): Promise<TextConditioning> {
+  let c: TextConditioning;
   if (request.promptEmbeds && request.pooledPromptEmbeds) {
-    txt = backend.upload(request.promptEmbeds.data, request.promptEmbeds.dims);
-    pooled = backend.upload(request.pooledPromptEmbeds.data, request.pooledPromptEmbeds.dims);
+    c = {
+      txt: backend.upload(request.promptEmbeds.data, request.promptEmbeds.dims),
+      pooled: backend.upload(request.pooledPromptEmbeds.data, request.pooledPromptEmbeds.dims),
+      owned: true,
+      cached: false,
+    };
   } else {
-    if (!backend.tokenizers) {
-      throw new FluxError('invalid_input', 'This pack has no text encoders: pass prompt_embeds and pooled_prompt_embeds.', { field: 'prompt_embeds' });
+    const hit = cache?.get(request.prompt);
+    if (hit) c = { ...hit, owned: false, cached: true };
+    else {
+      if (!backend.tokenizers) {
+        throw new FluxError('invalid_input', 'This pack has no text encoders: pass prompt_embeds and pooled_prompt_embeds.', { field: 'prompt_embeds' });
+      }
+      const { clip, t5 } = backend.tokenizers;
+      const clipRaw = clip.encode(request.prompt);
+      const clipLength = backend.config.clipMaxLength;
+      const clipIds = frameClipIds(clipRaw, clip.special, clipLength);
+      const t5Ids = frameT5Ids(t5.encode(request.prompt), t5.special, backend.config.t5MaxLength);
+      // One prompt per request: encode once, repeat on the device for the batch.
+      const pooled = await backend.encodeClip(clipIds, 1, [clipPooledIndex(clipRaw.length, clipLength)]);
+      let txt: DeviceTensor;
+      try {
+        txt = await backend.encodeT5(t5Ids, 1);
+        await backend.textEncodingDone?.();
+      } catch (e) {
+        pooled.dispose();
+        throw e;
+      }
+      if (cache) cache.put(request.prompt, { txt, pooled });
+      c = { txt, pooled, owned: !cache, cached: false };
     }
-    const { clip, t5 } = backend.tokenizers;
-    const clipRaw = clip.encode(request.prompt);
-    const clipLength = backend.config.clipMaxLength;
-    const clipIds = frameClipIds(clipRaw, clip.special, clipLength);
-    const t5Ids = frameT5Ids(t5.encode(request.prompt), t5.special, backend.config.t5MaxLength);
-    // One prompt per request: encode once, repeat on the device for the batch.
-    pooled = await backend.encodeClip(clipIds, 1, [clipPooledIndex(clipRaw.length, clipLength)]);
-    txt = await backend.encodeT5(t5Ids, 1);
-    await backend.textEncodingDone?.();
   }
   const B = request.numImages;
-  if (txt.dims[0] === 1 && B > 1) {
-    const [t, p] = [await backend.repeatBatch(txt, B), await backend.repeatBatch(pooled, B)];
-    txt.dispose();
-    pooled.dispose();
-    return { txt: t, pooled: p };
+  if (c.txt.dims[0] === 1 && B > 1) {
+    const tiled = { txt: await backend.repeatBatch(c.txt, B), pooled: await backend.repeatBatch(c.pooled, B), owned: true, cached: c.cached };
+    if (c.owned) {
+      c.txt.dispose();
+      c.pooled.dispose();
+    }
+    return tiled;
   }
-  return { txt, pooled };
+  return c;
 }
 
 /** Step 2: initial noise [B, C, h, w] (seeded, or the caller's), packed to [B, S, 4C]. */
@@ -110,9 +140,12 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
   try {
     throwIfCancelled(signal);
     onProgress?.({ stage: 'encode_text', totalSteps: request.steps, elapsedMs: elapsed() });
-    const { txt, pooled } = await encodeText(backend, request);
-    own(txt);
-    own(pooled);
+    const text = await encodeText(backend, request, options.embeddingCache);
+    const { txt, pooled } = text;
+    if (text.owned) {
+      own(txt);
+      own(pooled);
+    }
     const encodeTextMs = elapsed();
     throwIfCancelled(signal);
 
@@ -142,8 +175,10 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
       onProgress?.({ stage: 'denoise', step: i + 1, totalSteps: request.steps, elapsedMs: elapsed() });
       throwIfCancelled(signal);
     }
-    release(txt);
-    release(pooled);
+    if (text.owned) {
+      release(txt);
+      release(pooled);
+    }
     const denoiseMs = stepMs.reduce((a, b) => a + b, 0);
 
     let latents: HostTensor | undefined;
@@ -165,6 +200,7 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
 
     const result: PipelineResult = {
       images,
+      textEmbeddingsCached: text.cached,
       timings: { encodeTextMs, stepMs, denoiseMs, decodeMs, postprocessMs, totalMs: elapsed() },
     };
     if (latents) result.latents = latents;

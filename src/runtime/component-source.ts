@@ -3,7 +3,7 @@
  * overrides, from loose files. The backend only sees ComponentSource.
  */
 import { FluxError } from '../errors.js';
-import { COMPONENT_NAMES, type ComponentName, type ComponentSpec, type PackManifest } from '../pack/manifest.js';
+import { COMPONENT_NAMES, componentGraphs, type ComponentName, type ComponentSpec, type GraphFiles, type PackManifest } from '../pack/manifest.js';
 import { resolveModelConfig, type FluxModelConfig } from '../pipeline/config.js';
 import { loadClipTokenizer, loadT5Tokenizer, type ClipTokenizer, type T5Tokenizer } from '../pipeline/tokenizers.js';
 import { readJsonFile, toBytes, type PackSource } from '../storage/pack-source.js';
@@ -17,6 +17,12 @@ export interface ComponentSource {
   /** Float type the manifest declares ('float16' needs shader-f16 on WebGPU); undefined = inspect the graph. */
   readonly dtype: ComponentSpec['dtype'] | undefined;
   readonly requiredFeatures: readonly string[];
+  /** The component's graphs in execution order: one, or the stages of a split transformer. */
+  readonly graphs: readonly GraphSource[];
+}
+
+export interface GraphSource {
+  readonly label: string;
   /**
    * Create the session. `tune`, when given, sees the graph bytes and returns options to merge (graph-dependent
    * placement on WebGPU); it forces the graph to be read into memory, so the CPU path passes none.
@@ -34,33 +40,40 @@ export interface BackendSources {
   tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
 }
 
-function packComponent(source: PackSource, name: ComponentName, spec: ComponentSpec): ComponentSource {
-  const requiredFeatures = [...(spec.requiredFeatures ?? [])];
-  if (spec.dtype === 'float16' && !requiredFeatures.includes('shader-f16')) requiredFeatures.push('shader-f16');
+function packGraph(source: PackSource, name: ComponentName, files: GraphFiles): GraphSource {
   return {
-    label: `${name} (${spec.graph} from ${source.description})`,
-    io: { ...(spec.inputs ? { inputs: spec.inputs } : {}), ...(spec.outputs ? { outputs: spec.outputs } : {}) },
-    dtype: spec.dtype,
-    requiredFeatures,
+    label: `${name} (${files.graph} from ${source.description})`,
     async create(ort, options, tune) {
       // onnxruntime-node reads the graph and its external data from disk itself (mmap, no JS copies).
       if (!tune && source.localPath && ort.env.versions.node) {
-        return ort.InferenceSession.create(source.localPath(spec.graph), options);
+        return ort.InferenceSession.create(source.localPath(files.graph), options);
       }
-      const graph = await toBytes(await source.getFile(spec.graph));
+      const graph = await toBytes(await source.getFile(files.graph));
       if (tune) options = tune(graph, options);
       // External data goes to ORT as Blobs/bytes we fetched ourselves (ORT's own URL fetching poisons the
       // WebGPU EP for the realm when it fails; see docs/webgpu-testing.md).
       // onnxruntime-node takes bytes only; onnxruntime-web also takes Blobs (no copy into the JS heap).
       const asBytes = Boolean(ort.env.versions.node);
-      const externalData = await Promise.all(
-        (spec.externalData ?? []).map(async (x) => {
-          const data = await source.getFile(x.file);
-          return { path: x.path, data: asBytes ? await toBytes(data) : data };
-        }),
-      );
+      const externalData = [];
+      for (const x of files.externalData ?? []) {
+        const data = await source.getFile(x.file);
+        externalData.push({ path: x.path, data: asBytes ? await toBytes(data) : data });
+      }
       return ort.InferenceSession.create(graph, { ...options, ...(externalData.length ? { externalData } : {}) });
     },
+  };
+}
+
+function packComponent(source: PackSource, name: ComponentName, spec: ComponentSpec): ComponentSource {
+  const requiredFeatures = [...(spec.requiredFeatures ?? [])];
+  if (spec.dtype === 'float16' && !requiredFeatures.includes('shader-f16')) requiredFeatures.push('shader-f16');
+  const graphs = componentGraphs(spec).map((g) => packGraph(source, name, g));
+  return {
+    label: graphs.length === 1 ? graphs[0]!.label : `${name} (${graphs.length} stages from ${source.description})`,
+    io: { ...(spec.inputs ? { inputs: spec.inputs } : {}), ...(spec.outputs ? { outputs: spec.outputs } : {}) },
+    dtype: spec.dtype,
+    requiredFeatures,
+    graphs,
   };
 }
 

@@ -1,25 +1,22 @@
 /**
- * FluxBackend on onnxruntime: one session per component plus tiny helper graphs (device-graphs.ts) for the math
- * between them. With `outputLocation: 'gpu-buffer'` (WebGPU) every intermediate tensor stays in GPU memory;
- * the only read-back of a generation is the decoded image.
+ * FluxBackend on onnxruntime: a session (or stage sessions) per component plus tiny helper graphs
+ * (device-graphs.ts) for the math between them. With `gpu-buffer` outputs (WebGPU) every intermediate tensor
+ * stays in GPU memory; the only read-back of a generation is the decoded image.
+ *
+ * Residency: components in `resident` are created at load and kept; the others are created for their stage and
+ * released right after (text encoders after encoding, the transformer before the VAE), in pipeline order, so a
+ * device that cannot hold the whole model at once holds one stage at a time (docs/runtime.md).
  */
 import { FluxError, toFluxError } from '../errors.js';
 import type { ComponentName } from '../pack/manifest.js';
 import type { DeviceTensor, FluxBackend, TransformerInputs } from '../pipeline/backend.js';
 import type { FluxModelConfig } from '../pipeline/config.js';
-import {
-  castGraph,
-  eulerStepGraph,
-  gatherRowsGraph,
-  tileGraph,
-  vaeInputGraph,
-  type FloatDtype,
-} from '../pipeline/device-graphs.js';
+import { castGraph, eulerStepGraph, gatherRowsGraph, tileGraph, vaeInputGraph, type FloatDtype } from '../pipeline/device-graphs.js';
 import type { LatentShape } from '../pipeline/latents.js';
 import type { ClipTokenizer, T5Tokenizer } from '../pipeline/tokenizers.js';
-import { bindComponentIo, componentFloatType, type ComponentIo, type TensorSlot } from './component-io.js';
-import { checkTextEncoders, type BackendSources, type ComponentSource, type GraphTuner } from './component-source.js';
-import { placementOptions } from './graph-placement.js';
+import type { ComponentIo, TensorSlot } from './component-io.js';
+import { ComponentSession, sessionOptionsFor } from './component-session.js';
+import { checkTextEncoders, type BackendSources } from './component-source.js';
 import { float16ToFloat32, float32ToFloat16 } from './float16.js';
 import type { ExecutionTarget, OrtApi, OrtSession, OrtSessionOptions, OrtTensor } from './ort-api.js';
 
@@ -37,7 +34,7 @@ export interface RuntimeEnv {
 export interface BackendLoadProgressEvent {
   status: 'load';
   component: ComponentName;
-  /** 1-based index of the component being created, of `total`. */
+  /** 1-based index of the component being created, of `total` (the components loaded in this step). */
   index: number;
   total: number;
 }
@@ -53,71 +50,97 @@ export interface BackendStats {
   readbackMs: number;
   /** GPU map-for-read operations inside session.run, by component/helper (needs RuntimeEnv.gpuReadCounter). */
   gpuReadsInRun: Record<string, number>;
+  /** Sessions created during this generation (transient components), by component. */
+  componentLoads: Record<string, number>;
+  /** session.run calls by component (stages as `name[k]`) and helper graph. */
+  runsByLabel: Record<string, number>;
 }
 
-interface LoadedComponent {
-  session: OrtSession;
-  io: ComponentIo;
-  floatType: FloatDtype;
+export interface BackendOptions {
+  /** Components kept loaded between generations. Default: all of them. */
+  resident?: ReadonlySet<ComponentName>;
+  onProgress?: (e: BackendLoadProgressEvent) => void;
 }
 
-const LOAD_ORDER: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder'];
+export interface ComponentReport {
+  loaded: boolean;
+  resident: boolean;
+  floatType?: FloatDtype;
+  inputs?: string[];
+  outputs?: string[];
+  stages?: number;
+}
+
+const PIPELINE_ORDER: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder'];
 
 export class OrtFluxBackend implements FluxBackend {
-  readonly config: FluxModelConfig;
+  config: FluxModelConfig;
   readonly tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
-  readonly stats: BackendStats = { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {} };
+  readonly stats: BackendStats = emptyStats();
+  private readonly loaded = new Map<ComponentName, ComponentSession>();
   private readonly helpers = new Map<string, Promise<OrtSession>>();
+  private readonly resident: ReadonlySet<ComponentName>;
+  private loadListener: ((e: BackendLoadProgressEvent) => void) | undefined;
   private disposed = false;
 
   private constructor(
     private readonly env: RuntimeEnv,
-    private readonly components: Partial<Record<ComponentName, LoadedComponent>>,
-    sources: BackendSources,
+    private readonly sources: BackendSources,
+    resident: ReadonlySet<ComponentName>,
   ) {
-    this.config = configFromGraphs(sources, components.transformer!.io);
-    this.tokenizers = components.clip && components.t5 ? sources.tokenizers : null;
+    this.config = sources.config;
+    this.resident = resident;
+    this.tokenizers = sources.components.clip && sources.components.t5 ? sources.tokenizers : null;
   }
 
-  /** Create every component's session, checking GPU features first and binding I/O by role. */
-  static async load(env: RuntimeEnv, sources: BackendSources, onProgress?: (e: BackendLoadProgressEvent) => void): Promise<OrtFluxBackend> {
+  /** Check the sources and create the resident components' sessions. */
+  static async load(env: RuntimeEnv, sources: BackendSources, options: BackendOptions = {}): Promise<OrtFluxBackend> {
     checkTextEncoders(sources);
     for (const required of ['transformer', 'vae_decoder'] as const) {
       if (!sources.components[required]) throw new FluxError('invalid_input', `A ${required} graph is required.`, { field: required });
     }
-    const names = LOAD_ORDER.filter((n) => sources.components[n]);
-    const loaded: Partial<Record<ComponentName, LoadedComponent>> = {};
+    const present = PIPELINE_ORDER.filter((n) => sources.components[n]);
+    const resident = new Set(options.resident ? present.filter((n) => options.resident!.has(n)) : present);
+    const backend = new OrtFluxBackend(env, sources, resident);
+    backend.loadListener = options.onProgress;
     try {
-      for (const [i, name] of names.entries()) {
-        onProgress?.({ status: 'load', component: name, index: i + 1, total: names.length });
-        loaded[name] = await loadComponent(env, name, sources.components[name]!, sources.config);
-      }
+      const eager = present.filter((n) => resident.has(n));
+      for (const [i, name] of eager.entries()) await backend.acquire(name, { index: i + 1, total: eager.length });
     } catch (e) {
-      await Promise.all(Object.values(loaded).map((c) => c.session.release().catch(() => undefined)));
+      await backend.release();
       throw e;
+    } finally {
+      backend.loadListener = undefined;
     }
-    return new OrtFluxBackend(env, loaded, sources);
+    return backend;
   }
 
-  /** Names of the loaded components and their float types (for info()). */
-  describeComponents(): Record<string, { floatType: FloatDtype; inputs: string[]; outputs: string[] }> {
-    const out: Record<string, { floatType: FloatDtype; inputs: string[]; outputs: string[] }> = {};
-    for (const [name, c] of Object.entries(this.components)) {
-      out[name] = { floatType: c.floatType, inputs: [...c.session.inputNames], outputs: [...c.session.outputNames] };
+  /** Components of the pack: loaded or not, resident or transient, and their bound I/O. */
+  describeComponents(): Record<string, ComponentReport> {
+    const out: Record<string, ComponentReport> = {};
+    for (const name of PIPELINE_ORDER) {
+      if (!this.sources.components[name]) continue;
+      const c = this.loaded.get(name);
+      out[name] = { loaded: Boolean(c), resident: this.resident.has(name), ...(c ? c.describe() : {}) };
     }
     return out;
   }
 
+  /** Report (transient) component loads that happen during generation. */
+  setLoadListener(listener: ((e: BackendLoadProgressEvent) => void) | undefined): void {
+    this.loadListener = listener;
+  }
+
   resetStats(): void {
-    Object.assign(this.stats, { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {} });
+    Object.assign(this.stats, emptyStats());
   }
 
   // ---- FluxBackend -------------------------------------------------------------------------------------------
 
   async encodeClip(inputIds: Int32Array, batch: number, pooledIndex: readonly number[]): Promise<DeviceTensor> {
-    const c = this.component('clip');
-    const ids = this.idsTensor(c.io.inputs.input_ids!, inputIds, [batch, inputIds.length / batch]);
-    const out = (await this.run('clip', c.session, { [c.io.inputs.input_ids!.name]: ids }, [c.io.outputs.pooled!.name]))[0]!;
+    const c = await this.acquire('clip');
+    const slot = c.io.inputs.input_ids!;
+    const out = await c.run(this.runner, { [slot.name]: this.idsTensor(slot, inputIds, [batch, inputIds.length / batch]) }, c.io.outputs.pooled!.name);
     let pooled = out;
     if (out.dims.length === 3) {
       // The graph returns hidden states [B, 77, D]: take each row's first EOS on the device (docs §2.1).
@@ -139,14 +162,18 @@ export class OrtFluxBackend implements FluxBackend {
   }
 
   async encodeT5(inputIds: Int32Array, batch: number): Promise<DeviceTensor> {
-    const c = this.component('t5');
-    const ids = this.idsTensor(c.io.inputs.input_ids!, inputIds, [batch, inputIds.length / batch]);
-    const out = (await this.run('t5', c.session, { [c.io.inputs.input_ids!.name]: ids }, [c.io.outputs.last_hidden_state!.name]))[0]!;
+    const c = await this.acquire('t5');
+    const slot = c.io.inputs.input_ids!;
+    const out = await c.run(this.runner, { [slot.name]: this.idsTensor(slot, inputIds, [batch, inputIds.length / batch]) }, c.io.outputs.last_hidden_state!.name);
     if (out.dims.length !== 3) {
       out.dispose();
       throw new FluxError('model_io_mismatch', `t5: output must be [B, L, D], got [${out.dims.join(', ')}]`);
     }
     return this.toFloat32(out);
+  }
+
+  async textEncodingDone(): Promise<void> {
+    await this.releaseTransient(['clip', 't5']);
   }
 
   upload(data: Float32Array, dims: readonly number[]): DeviceTensor {
@@ -165,7 +192,7 @@ export class OrtFluxBackend implements FluxBackend {
   }
 
   async transformer(inputs: TransformerInputs): Promise<DeviceTensor> {
-    const c = this.component('transformer');
+    const c = await this.acquire('transformer');
     const slot = c.io.inputs;
     const B = inputs.hiddenStates.dims[0]!;
     const temps: OrtTensor[] = [];
@@ -183,7 +210,7 @@ export class OrtFluxBackend implements FluxBackend {
         [slot.img_ids!.name]: this.idsInput(slot.img_ids!, inputs.imgIds, B),
         [slot.txt_ids!.name]: this.idsInput(slot.txt_ids!, inputs.txtIds, B),
       };
-      const out = (await this.run('transformer', c.session, feeds, [c.io.outputs.velocity!.name]))[0]!;
+      const out = await c.run(this.runner, feeds, c.io.outputs.velocity!.name);
       const expected = inputs.hiddenStates.dims;
       if (out.dims.length !== 3 || out.dims.some((d, i) => d !== expected[i])) {
         out.dispose();
@@ -208,7 +235,8 @@ export class OrtFluxBackend implements FluxBackend {
   }
 
   async decode(x: DeviceTensor, shape: LatentShape): Promise<{ data: Float32Array; dims: number[] }> {
-    const c = this.component('vae_decoder');
+    await this.releaseTransient(['transformer']);
+    const c = await this.acquire('vae_decoder');
     const { batch: B, channels: C, height: h, width: w } = shape;
     const { vaeScalingFactor, vaeShiftFactor } = this.config;
     const [z] = await this.runHelper(
@@ -218,7 +246,7 @@ export class OrtFluxBackend implements FluxBackend {
     );
     let image: OrtTensor;
     try {
-      image = (await this.run('vae_decoder', c.session, { [c.io.inputs.latent!.name]: z! }, [c.io.outputs.image!.name]))[0]!;
+      image = await c.run(this.runner, { [c.io.inputs.latent!.name]: z! }, c.io.outputs.image!.name);
     } finally {
       z!.dispose();
     }
@@ -229,6 +257,7 @@ export class OrtFluxBackend implements FluxBackend {
       return { data: await this.readBack(image), dims: [...image.dims] };
     } finally {
       image.dispose();
+      await this.releaseTransient(['vae_decoder']);
     }
   }
 
@@ -236,24 +265,48 @@ export class OrtFluxBackend implements FluxBackend {
     return this.readBack(t as OrtTensor);
   }
 
+  /** Release every session (components and helpers). The backend is unusable afterwards. */
   async release(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    const sessions = [...Object.values(this.components).map((c) => c.session)];
-    for (const h of this.helpers.values()) sessions.push(await h.catch(() => null as unknown as OrtSession));
-    await Promise.all(sessions.filter(Boolean).map((s) => s.release().catch(() => undefined)));
+    const all = [...this.loaded.values()];
+    this.loaded.clear();
+    await Promise.all(all.map((c) => c.release()));
+    for (const h of this.helpers.values()) await (await h.catch(() => null))?.release().catch(() => undefined);
+    this.helpers.clear();
   }
 
   // ---- internals ---------------------------------------------------------------------------------------------
 
-  private component(name: ComponentName): LoadedComponent {
+  /** The loaded component, creating its session(s) now if it is transient (or not loaded yet). */
+  private async acquire(name: ComponentName, progress?: { index: number; total: number }): Promise<ComponentSession> {
     if (this.disposed) throw new FluxError('not_loaded', 'The model was released.');
-    const c = this.components[name];
-    if (!c) throw new FluxError('not_loaded', `The ${name} component is not loaded.`);
+    const have = this.loaded.get(name);
+    if (have) return have;
+    const source = this.sources.components[name];
+    if (!source) throw new FluxError('not_loaded', `This pack has no ${name} component.`);
+    this.loadListener?.({ status: 'load', component: name, index: progress?.index ?? 1, total: progress?.total ?? 1 });
+    const c = await ComponentSession.create(this.env, name, source, this.config);
+    if (this.disposed) {
+      await c.release();
+      throw new FluxError('not_loaded', 'The model was released.');
+    }
+    if (name === 'transformer') this.config = configFromGraphs(this.sources, c.io, this.config);
+    this.loaded.set(name, c);
+    this.stats.componentLoads[name] = (this.stats.componentLoads[name] ?? 0) + 1;
     return c;
   }
 
-  private async run(label: string, session: OrtSession, feeds: Record<string, OrtTensor>, fetches: string[]): Promise<OrtTensor[]> {
+  private async releaseTransient(names: readonly ComponentName[]): Promise<void> {
+    for (const n of names) {
+      const c = this.loaded.get(n);
+      if (!c || this.resident.has(n)) continue;
+      this.loaded.delete(n);
+      await c.release();
+    }
+  }
+
+  private readonly runner = async (label: string, session: OrtSession, feeds: Record<string, OrtTensor>, fetches: string[]): Promise<OrtTensor[]> => {
     const t0 = performance.now();
     const reads0 = this.env.gpuReadCounter?.();
     let out: Record<string, OrtTensor>;
@@ -263,6 +316,7 @@ export class OrtFluxBackend implements FluxBackend {
       throw toFluxError(e);
     } finally {
       this.stats.sessionRuns++;
+      this.stats.runsByLabel[label] = (this.stats.runsByLabel[label] ?? 0) + 1;
       this.stats.sessionRunMs += performance.now() - t0;
       if (reads0 !== undefined) {
         const d = this.env.gpuReadCounter!() - reads0;
@@ -270,16 +324,17 @@ export class OrtFluxBackend implements FluxBackend {
       }
     }
     return fetches.map((f) => out[f]!);
-  }
+  };
 
   private async runHelper(key: string, build: () => Uint8Array, feeds: Record<string, OrtTensor>): Promise<OrtTensor[]> {
+    if (this.disposed) throw new FluxError('not_loaded', 'The model was released.');
     let session = this.helpers.get(key);
     if (!session) {
       session = this.env.ort.InferenceSession.create(build(), sessionOptionsFor(this.env));
       this.helpers.set(key, session);
     }
     const s = await session;
-    return this.run(key.split(':')[0]!, s, feeds, [...s.outputNames]);
+    return this.runner(key.split(':')[0]!, s, feeds, [...s.outputNames]);
   }
 
   private shape(dims: number[]): OrtTensor {
@@ -334,23 +389,16 @@ export class OrtFluxBackend implements FluxBackend {
   }
 }
 
-function sessionOptionsFor(env: RuntimeEnv): OrtSessionOptions {
-  return {
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    ...env.sessionOptions,
-    executionProviders: [env.target],
-    ...(env.target === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
-  };
+function emptyStats(): BackendStats {
+  return { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {}, componentLoads: {}, runsByLabel: {} };
 }
 
 /**
  * The transformer's packed width is 4·latentChannels. A graph with a fixed width is the truth: it refines the
  * FLUX default (e.g. diffusers' tiny test model: 4 → 1 channel), and contradicts a stated config only with an error.
  */
-function configFromGraphs(sources: BackendSources, transformer: ComponentIo): FluxModelConfig {
+function configFromGraphs(sources: BackendSources, transformer: ComponentIo, config: FluxModelConfig): FluxModelConfig {
   const width = transformer.inputs.hidden_states!.dims[2];
-  const config = sources.config;
   if (typeof width !== 'number' || width === 4 * config.latentChannels) return config;
   if (sources.explicitConfig.latentChannels !== undefined || width % 4 !== 0) {
     throw new FluxError(
@@ -359,64 +407,4 @@ function configFromGraphs(sources: BackendSources, transformer: ComponentIo): Fl
     );
   }
   return { ...config, latentChannels: width / 4 };
-}
-
-function missingFeatures(env: RuntimeEnv, source: ComponentSource, floatType?: FloatDtype): string[] {
-  if (env.target !== 'webgpu' || !env.gpuFeatures) return [];
-  const needed = new Set(source.requiredFeatures);
-  if (floatType === 'float16') needed.add('shader-f16');
-  return [...needed].filter((f) => !env.gpuFeatures!.has(f));
-}
-
-function featureError(name: ComponentName, source: ComponentSource, missing: string[]): FluxError {
-  const f16 = missing.includes('shader-f16');
-  return new FluxError(
-    'missing_gpu_feature',
-    `${name}: this GPU lacks WebGPU feature(s) ${missing.join(', ')}` +
-      (f16 ? ' needed for float16 graphs. Use a pack with float32 activations, or a GPU/browser with shader-f16.' : '.'),
-    { details: { component: name, missing, source: source.label } },
-  );
-}
-
-/**
- * On WebGPU, keep ids-derived integer work off the GPU so no run reads anything back (graph-placement.ts):
- * T5's position buckets depend on its length only, so it gets its fixed [1, length] shape and ORT folds them;
- * other graphs (CLIP's ArgMax pooling on the ids) get their ids chains pinned to the CPU.
- */
-function webgpuTuner(name: ComponentName, config: FluxModelConfig): GraphTuner {
-  return (graph, options) => {
-    const placement = placementOptions(graph, name === 't5' ? { fixedInputShape: [1, config.t5MaxLength] } : {});
-    const { forceCpuNodeNames, freeDimensionOverrides } = placement;
-    return {
-      ...options,
-      ...(freeDimensionOverrides ? { freeDimensionOverrides } : {}),
-      ...(forceCpuNodeNames?.length ? { executionProviders: [{ name: 'webgpu', forceCpuNodeNames }] } : {}),
-    };
-  };
-}
-
-async function loadComponent(env: RuntimeEnv, name: ComponentName, source: ComponentSource, config: FluxModelConfig): Promise<LoadedComponent> {
-  // Check before creating the session: some builds fail late or (JSEP) silently compute garbage in fp16.
-  const early = missingFeatures(env, source, source.dtype);
-  if (early.length) throw featureError(name, source, early);
-  let session: OrtSession;
-  try {
-    session = await source.create(env.ort, sessionOptionsFor(env), env.target === 'webgpu' ? webgpuTuner(name, config) : undefined);
-  } catch (e) {
-    if (e instanceof FluxError) throw e;
-    throw new FluxError('runtime_error', `Could not create the ${name} session from ${source.label}: ${e instanceof Error ? e.message : String(e)}`, {
-      cause: e,
-    });
-  }
-  try {
-    const io = bindComponentIo(name, session, source.io);
-    const floatType = componentFloatType(io);
-    // A graph whose manifest says float32 but whose I/O is float16 still needs the feature.
-    const late = missingFeatures(env, source, floatType);
-    if (late.length) throw featureError(name, source, late);
-    return { session, io, floatType };
-  } catch (e) {
-    await session.release().catch(() => undefined);
-    throw e;
-  }
 }

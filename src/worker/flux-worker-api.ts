@@ -149,7 +149,7 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
 
     async loadPack(packId, onProgress) {
       const source = await openInstalledPack(packId, storeOpt);
-      return (await getEngine()).loadPack(source, onProgress);
+      return (await getEngine()).loadPack(source, { ...(onProgress ? { onProgress } : {}) });
     },
 
     async unload() {
