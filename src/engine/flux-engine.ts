@@ -10,7 +10,7 @@ import { PromptEmbeddingCache } from '../pipeline/embedding-cache.js';
 import { runPipeline, type PipelineProgressEvent } from '../pipeline/flux-pipeline.js';
 import { validateRequest, type HostTensor } from '../pipeline/request.js';
 import { sourcesFromPack, type BackendSources } from '../runtime/component-source.js';
-import { OrtFluxBackend, type BackendLoadProgressEvent, type BackendStats, type RuntimeEnv } from '../runtime/ort-backend.js';
+import { OrtFluxBackend, type BackendLoadProgressEvent, type BackendOptions, type BackendStats, type RuntimeEnv } from '../runtime/ort-backend.js';
 import type { PackSource } from '../storage/pack-source.js';
 import type { ComponentName } from '../pack/manifest.js';
 
@@ -75,6 +75,8 @@ export interface LoadOptions {
   configOverrides?: Partial<FluxModelConfig>;
   /** Components kept loaded between generations (the others load per generation). Default: all. */
   resident?: ReadonlySet<ComponentName>;
+  /** GPU memory budget for components that are not resident (see BackendOptions.memory). */
+  memory?: BackendOptions['memory'];
 }
 
 export interface GenerateOptions {
@@ -207,6 +209,7 @@ export class FluxEngine {
     this.backend = await OrtFluxBackend.load(this.env.runtime, sources, {
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.resident ? { resident: options.resident } : {}),
+      ...(options.memory ? { memory: options.memory } : {}),
     });
     this.model = model;
     options.onProgress?.({ status: 'ready', packId: model.packId });

@@ -73,8 +73,8 @@ export interface NodeSpec {
 export interface ScalarInitializer {
   name: string;
   type: OnnxDataType.FLOAT | OnnxDataType.INT64;
-  values: number[];
-  dims: number[];
+  values: readonly number[];
+  dims: readonly number[];
 }
 
 export interface GraphSpec {
@@ -122,7 +122,7 @@ function initializer(t: ScalarInitializer): ProtoBuffer {
   p.int(2, t.type);
   const raw =
     t.type === OnnxDataType.FLOAT
-      ? new Uint8Array(new Float32Array(t.values).buffer)
+      ? new Uint8Array(Float32Array.from(t.values).buffer)
       : new Uint8Array(new BigInt64Array(t.values.map((v) => BigInt(v))).buffer);
   p.string(8, t.name);
   p.bytesField(9, raw);

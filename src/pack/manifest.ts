@@ -49,6 +49,8 @@ export interface ComponentSpec extends Partial<GraphFiles> {
   dtype: ComponentDtype;
   /** Weight storage, informational (shown in the model manager, used by the capacity probe). */
   weights?: 'float32' | 'float16' | 'int8' | 'int4';
+  /** Bytes of the largest single tensor (initializer), if known: it must fit one GPU storage binding. */
+  maxTensorBytes?: number;
   /** WebGPU features the graph needs beyond the baseline, e.g. ['shader-f16']. */
   requiredFeatures?: string[];
   /** Pipeline role → graph input name. Missing roles use the role name itself (FLUX names). */
@@ -222,6 +224,9 @@ export function parseManifest(json: unknown): PackManifest {
       checkGraphFiles(c, field);
     }
     if (c.dtype !== 'float32' && c.dtype !== 'float16') throw bad('must be "float32" or "float16"', `${field}.dtype`);
+    if (c.maxTensorBytes !== undefined && (typeof c.maxTensorBytes !== 'number' || !Number.isSafeInteger(c.maxTensorBytes) || c.maxTensorBytes <= 0)) {
+      throw bad('must be a positive integer', `${field}.maxTensorBytes`);
+    }
     if (c.requiredFeatures !== undefined && (!Array.isArray(c.requiredFeatures) || c.requiredFeatures.some((s) => typeof s !== 'string'))) {
       throw bad('must be an array of strings', `${field}.requiredFeatures`);
     }

@@ -54,11 +54,19 @@ export interface BackendStats {
   componentLoads: Record<string, number>;
   /** session.run calls by component (stages as `name[k]`) and helper graph. */
   runsByLabel: Record<string, number>;
+  /** Components released during this generation (staged or evicted), by component. */
+  componentEvictions: Record<string, number>;
 }
 
 export interface BackendOptions {
   /** Components kept loaded between generations. Default: all of them. */
   resident?: ReadonlySet<ComponentName>;
+  /**
+   * GPU memory the components may use together, with their sizes and the activation reserve. When given,
+   * transient components stay loaded after use and are evicted only when another one needs the room (so the
+   * transformer survives generations that reuse cached prompt embeddings); without it they are released after use.
+   */
+  memory?: { budgetBytes: number; componentBytes: Partial<Record<ComponentName, number>>; reserveBytes: number };
   onProgress?: (e: BackendLoadProgressEvent) => void;
 }
 
@@ -72,6 +80,8 @@ export interface ComponentReport {
 }
 
 const PIPELINE_ORDER: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder'];
+/** Evicted first → last: cheap to reload and rarely needed → expensive to reload. */
+const EVICTION_ORDER: readonly ComponentName[] = ['clip', 't5', 'vae_decoder', 'transformer'];
 
 export class OrtFluxBackend implements FluxBackend {
   config: FluxModelConfig;
@@ -80,6 +90,7 @@ export class OrtFluxBackend implements FluxBackend {
   private readonly loaded = new Map<ComponentName, ComponentSession>();
   private readonly helpers = new Map<string, Promise<OrtSession>>();
   private readonly resident: ReadonlySet<ComponentName>;
+  private readonly memory: BackendOptions['memory'];
   private loadListener: ((e: BackendLoadProgressEvent) => void) | undefined;
   private disposed = false;
 
@@ -87,9 +98,11 @@ export class OrtFluxBackend implements FluxBackend {
     private readonly env: RuntimeEnv,
     private readonly sources: BackendSources,
     resident: ReadonlySet<ComponentName>,
+    memory: BackendOptions['memory'],
   ) {
     this.config = sources.config;
     this.resident = resident;
+    this.memory = memory;
     this.tokenizers = sources.components.clip && sources.components.t5 ? sources.tokenizers : null;
   }
 
@@ -101,7 +114,7 @@ export class OrtFluxBackend implements FluxBackend {
     }
     const present = PIPELINE_ORDER.filter((n) => sources.components[n]);
     const resident = new Set(options.resident ? present.filter((n) => options.resident!.has(n)) : present);
-    const backend = new OrtFluxBackend(env, sources, resident);
+    const backend = new OrtFluxBackend(env, sources, resident, options.memory);
     backend.loadListener = options.onProgress;
     try {
       const eager = present.filter((n) => resident.has(n));
@@ -173,7 +186,8 @@ export class OrtFluxBackend implements FluxBackend {
   }
 
   async textEncodingDone(): Promise<void> {
-    await this.releaseTransient(['clip', 't5']);
+    // Text encoders are staged: once the embeddings exist they are dead weight during denoising.
+    await this.releaseTransient(['clip', 't5'], true);
   }
 
   upload(data: Float32Array, dims: readonly number[]): DeviceTensor {
@@ -285,6 +299,7 @@ export class OrtFluxBackend implements FluxBackend {
     if (have) return have;
     const source = this.sources.components[name];
     if (!source) throw new FluxError('not_loaded', `This pack has no ${name} component.`);
+    await this.makeRoom(name);
     this.loadListener?.({ status: 'load', component: name, index: progress?.index ?? 1, total: progress?.total ?? 1 });
     const c = await ComponentSession.create(this.env, name, source, this.config);
     if (this.disposed) {
@@ -297,13 +312,37 @@ export class OrtFluxBackend implements FluxBackend {
     return c;
   }
 
-  private async releaseTransient(names: readonly ComponentName[]): Promise<void> {
+  /**
+   * Release transient components after their stage. With a memory budget, the transformer and VAE stay loaded
+   * (eviction frees them when needed); `always` releases regardless (text encoders).
+   */
+  private async releaseTransient(names: readonly ComponentName[], always = false): Promise<void> {
     for (const n of names) {
-      const c = this.loaded.get(n);
-      if (!c || this.resident.has(n)) continue;
-      this.loaded.delete(n);
-      await c.release();
+      if (this.resident.has(n) || (this.memory && !always)) continue;
+      await this.unloadComponent(n);
     }
+  }
+
+  /** Evict loaded components (never `name`) until `name` fits the memory budget. */
+  private async makeRoom(name: ComponentName): Promise<void> {
+    if (!this.memory) return;
+    const { budgetBytes, componentBytes, reserveBytes } = this.memory;
+    const bytes = (n: ComponentName) => componentBytes[n] ?? 0;
+    let used = [...this.loaded.keys()].reduce((s, n) => s + bytes(n), 0);
+    for (const n of EVICTION_ORDER) {
+      if (used + bytes(name) + reserveBytes <= budgetBytes) return;
+      if (n === name || !this.loaded.has(n)) continue;
+      await this.unloadComponent(n);
+      used -= bytes(n);
+    }
+  }
+
+  private async unloadComponent(n: ComponentName): Promise<void> {
+    const c = this.loaded.get(n);
+    if (!c) return;
+    this.loaded.delete(n);
+    this.stats.componentEvictions[n] = (this.stats.componentEvictions[n] ?? 0) + 1;
+    await c.release();
   }
 
   private readonly runner = async (label: string, session: OrtSession, feeds: Record<string, OrtTensor>, fetches: string[]): Promise<OrtTensor[]> => {
@@ -390,7 +429,7 @@ export class OrtFluxBackend implements FluxBackend {
 }
 
 function emptyStats(): BackendStats {
-  return { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {}, componentLoads: {}, runsByLabel: {} };
+  return { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {}, componentLoads: {}, runsByLabel: {}, componentEvictions: {} };
 }
 
 /**

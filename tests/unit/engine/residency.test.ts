@@ -65,3 +65,30 @@ describe('residency', () => {
     await engine.unload();
   });
 });
+
+describe('memory budget', () => {
+  it('keeps the transformer across generations with a cached prompt and evicts it only for a new prompt', async () => {
+    const engine = new FluxEngine({ runtime: { ort: ort as unknown as OrtApi, target: 'cpu' }, jpeg: jpegJsEncoder });
+    const pack = await openFsPack(TEST_PACK_DIR);
+    const size = (p: string) => pack.manifest.files.find((f) => f.path === p)!.size;
+    const componentBytes = {
+      clip: size('clip/model.onnx'),
+      t5: size('t5/model.onnx'),
+      transformer: size('transformer/model.onnx') + size('transformer/model.onnx.data'),
+      vae_decoder: size('vae_decoder/model.onnx'),
+    };
+    // Room for the transformer + VAE, or for the two encoders, but not for the transformer and the encoders together.
+    const budgetBytes = Math.max(componentBytes.transformer + componentBytes.vae_decoder, componentBytes.clip + componentBytes.t5) + 1;
+    await engine.loadPack(pack, { resident: new Set(), memory: { budgetBytes, componentBytes, reserveBytes: 0 } });
+
+    await engine.generate(req('a red fox', 1));
+    expect(engine.stats!.componentLoads).toEqual({ clip: 1, t5: 1, transformer: 1, vae_decoder: 1 });
+    await engine.generate(req('a red fox', 2)); // cached prompt: nothing to load, nothing evicted
+    expect(engine.stats!.componentLoads).toEqual({});
+    expect(engine.stats!.componentEvictions).toEqual({});
+    await engine.generate(req('a blue whale', 3)); // new prompt: the encoders need the transformer's room
+    expect(engine.stats!.componentLoads).toEqual({ clip: 1, t5: 1, transformer: 1, vae_decoder: 1 });
+    expect(engine.stats!.componentEvictions.transformer).toBe(1);
+    await engine.unload();
+  });
+});

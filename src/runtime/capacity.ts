@@ -1,0 +1,186 @@
+/**
+ * Can this device run this pack locally, and how? The answer combines what the pack needs (from its manifest:
+ * weight bytes per component, float16, WebGPU features, the largest tensor) with what the device offers (adapter
+ * features and limits, and a measured allocation test), and picks how many components stay resident:
+ *
+ *   all-resident        everything loaded once (fastest)
+ *   encoders-transient  CLIP/T5 loaded per new prompt, released before the transformer runs
+ *   all-transient       one component on the GPU at a time (slowest, smallest)
+ *
+ * WebGPU does not report free GPU memory, so the budget is measured: allocate buffers up to what the plan needs
+ * (never more) inside an out-of-memory error scope, then free them. Drivers may commit memory lazily, so this is a
+ * lower bound on failure, not a guarantee; out-of-memory at run time is still handled (docs/runtime.md).
+ */
+import { componentGraphs, type ComponentName, type PackManifest } from '../pack/manifest.js';
+
+export type ResidencyPlan = 'all-resident' | 'encoders-transient' | 'all-transient';
+
+export interface PackNeeds {
+  /** Weight bytes per component (graph + external data files). */
+  componentBytes: Partial<Record<ComponentName, number>>;
+  /** WebGPU features any component needs (float16 → shader-f16). */
+  requiredFeatures: string[];
+  /** Largest single tensor, when the manifest says (needs maxStorageBufferBindingSize ≥ it). */
+  maxTensorBytes: number | null;
+}
+
+export interface DeviceOffer {
+  features: readonly string[];
+  limits: Readonly<Record<string, number>>;
+  /** Measured allocatable bytes (up to what was asked for), or null if no test ran. */
+  allocatableBytes: number | null;
+  /** A user-set cap on GPU memory, if any. */
+  userLimitBytes?: number | null;
+}
+
+export interface CapacityCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface CapacityDecision {
+  canRunLocally: boolean;
+  /** One sentence for people: why, or why not. */
+  reason: string;
+  plan: ResidencyPlan | null;
+  /** Components kept loaded under the plan. */
+  resident: ComponentName[];
+  /** Bytes the chosen (or smallest) plan needs, activations included. */
+  neededBytes: number;
+  budgetBytes: number | null;
+  checks: CapacityCheck[];
+}
+
+const GB = 1024 ** 3;
+const fmt = (b: number) => (b >= GB ? `${(b / GB).toFixed(1)} GB` : `${Math.ceil(b / 1024 ** 2)} MB`);
+
+/** Activations and workspace on top of the weights: a quarter of the largest component, at least 64 MB. */
+export function activationBytes(largestComponentBytes: number): number {
+  return Math.max(64 * 1024 ** 2, largestComponentBytes / 4);
+}
+
+export function packNeeds(m: PackManifest): PackNeeds {
+  const size = new Map(m.files.map((f) => [f.path, f.size]));
+  const componentBytes: PackNeeds['componentBytes'] = {};
+  const features = new Set<string>();
+  let maxTensorBytes: number | null = null;
+  for (const [name, spec] of Object.entries(m.components) as [ComponentName, NonNullable<PackManifest['components'][ComponentName]>][]) {
+    componentBytes[name] = componentGraphs(spec).reduce(
+      (s, g) => s + (size.get(g.graph) ?? 0) + (g.externalData ?? []).reduce((t, x) => t + (size.get(x.file) ?? 0), 0),
+      0,
+    );
+    if (spec.dtype === 'float16') features.add('shader-f16');
+    for (const f of spec.requiredFeatures ?? []) features.add(f);
+    if (spec.maxTensorBytes !== undefined) maxTensorBytes = Math.max(maxTensorBytes ?? 0, spec.maxTensorBytes);
+  }
+  return { componentBytes, requiredFeatures: [...features].sort(), maxTensorBytes };
+}
+
+/** Bytes each plan needs: resident weights + the largest transient stage + activations. */
+export function planBytes(needs: PackNeeds): Record<ResidencyPlan, number> {
+  const b = (n: ComponentName) => needs.componentBytes[n] ?? 0;
+  const largest = Math.max(...Object.values(needs.componentBytes).map((x) => x ?? 0), 0);
+  const act = activationBytes(largest);
+  return {
+    'all-resident': b('clip') + b('t5') + b('transformer') + b('vae_decoder') + act,
+    'encoders-transient': Math.max(b('transformer') + b('vae_decoder'), b('transformer') + b('clip') + b('t5')) + act,
+    'all-transient': largest + act,
+  };
+}
+
+const PLAN_RESIDENT: Record<ResidencyPlan, ComponentName[]> = {
+  'all-resident': ['clip', 't5', 'transformer', 'vae_decoder'],
+  'encoders-transient': ['transformer', 'vae_decoder'],
+  'all-transient': [],
+};
+
+/** Decide from needs and offer. Pure, so it is unit-tested; the worker supplies the measured offer. */
+export function decideCapacity(needs: PackNeeds, offer: DeviceOffer): CapacityDecision {
+  const checks: CapacityCheck[] = [];
+  const missing = needs.requiredFeatures.filter((f) => !offer.features.includes(f));
+  checks.push({
+    name: 'features',
+    ok: missing.length === 0,
+    detail: missing.length ? `missing ${missing.join(', ')}` : needs.requiredFeatures.length ? `has ${needs.requiredFeatures.join(', ')}` : 'no extra features needed',
+  });
+  const binding = offer.limits.maxStorageBufferBindingSize ?? 0;
+  if (needs.maxTensorBytes !== null) {
+    checks.push({
+      name: 'maxStorageBufferBindingSize',
+      ok: binding >= needs.maxTensorBytes,
+      detail: `${fmt(binding)} available, largest tensor ${fmt(needs.maxTensorBytes)}`,
+    });
+  }
+  const sizes = planBytes(needs);
+  const budgets = [offer.allocatableBytes, offer.userLimitBytes ?? null].filter((x): x is number => x !== null);
+  const budget = budgets.length ? Math.min(...budgets) : null;
+  const plans: ResidencyPlan[] = ['all-resident', 'encoders-transient', 'all-transient'];
+  const plan = budget === null ? 'all-resident' : (plans.find((p) => sizes[p] <= budget) ?? null);
+  checks.push({
+    name: 'memory',
+    ok: plan !== null,
+    detail:
+      budget === null
+        ? `no allocation test; assuming ${fmt(sizes['all-resident'])} fits`
+        : `${fmt(budget)} allocatable${offer.userLimitBytes ? ` (limit ${fmt(offer.userLimitBytes)})` : ''}; needs ${fmt(sizes['all-resident'])} all resident, ${fmt(sizes['all-transient'])} one component at a time`,
+  });
+  const failed = checks.filter((c) => !c.ok);
+  if (failed.length) {
+    const why = failed.map((c) => (c.name === 'memory' ? `it needs at least ${fmt(sizes['all-transient'])} of GPU memory and ${fmt(budget!)} could be allocated` : c.name === 'features' ? `the GPU lacks ${missing.join(', ')}` : `the largest tensor (${fmt(needs.maxTensorBytes!)}) exceeds the GPU's binding limit (${fmt(binding)})`));
+    return { canRunLocally: false, reason: `This device cannot run the pack locally: ${why.join('; ')}.`, plan: null, resident: [], neededBytes: sizes['all-transient'], budgetBytes: budget, checks };
+  }
+  const chosen = plan!;
+  const how =
+    chosen === 'all-resident'
+      ? 'the whole model stays on the GPU'
+      : chosen === 'encoders-transient'
+        ? 'text encoders are loaded per new prompt to save memory'
+        : 'one component is on the GPU at a time (slower)';
+  return {
+    canRunLocally: true,
+    reason: `Runs locally: ${how}.`,
+    plan: chosen,
+    resident: PLAN_RESIDENT[chosen],
+    neededBytes: sizes[chosen],
+    budgetBytes: budget,
+    checks,
+  };
+}
+
+/** GPUBufferUsage.STORAGE (the constant, so this module also loads where WebGPU globals are absent). */
+const STORAGE_USAGE = 0x80;
+
+/**
+ * Allocate up to `targetBytes` in buffers of at most `chunkBytes` inside an out-of-memory error scope, then free
+ * them; returns how many bytes were allocated before the first failure (= targetBytes when all succeeded).
+ */
+export async function measureAllocatable(device: GPUDevice, targetBytes: number, chunkBytes = 256 * 1024 ** 2): Promise<number> {
+  // Plain arithmetic: byte counts exceed 2^31, where JS bitwise operators wrap.
+  const chunk = Math.max(4, Math.floor(Math.min(chunkBytes, device.limits.maxBufferSize) / 4) * 4);
+  const buffers: GPUBuffer[] = [];
+  let allocated = 0;
+  try {
+    while (allocated < targetBytes) {
+      const size = Math.min(chunk, Math.ceil((targetBytes - allocated) / 4) * 4);
+      device.pushErrorScope('out-of-memory');
+      device.pushErrorScope('validation');
+      let buffer: GPUBuffer;
+      try {
+        buffer = device.createBuffer({ size, usage: STORAGE_USAGE });
+      } catch {
+        await device.popErrorScope();
+        await device.popErrorScope();
+        break;
+      }
+      const validation = await device.popErrorScope();
+      const oom = await device.popErrorScope();
+      buffers.push(buffer);
+      if (oom || validation) break;
+      allocated += size;
+    }
+  } finally {
+    for (const b of buffers) b.destroy();
+  }
+  return allocated;
+}
