@@ -1,0 +1,153 @@
+/**
+ * `npm run pack -- …`: build a model pack from ONNX exports of FLUX.1 [schnell]. See USAGE and README.md
+ * ("Building the real FLUX.1 [schnell] pack").
+ */
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { convertPack, formatResult, QUANT_MODES, type ConvertOptions, type QuantMode } from './index.js';
+
+const USAGE = `Usage: npm run pack -- --transformer <onnx> --vae-decoder <onnx> [--clip <onnx> --t5 <onnx> --tokenizers <dir>]
+                     --quant int4|int8|fp16|fp32 --out <dir> [options]
+
+Inputs (ONNX files; external data is read from beside them; bf16 weights become fp32):
+  --transformer <onnx>        FLUX transformer (official transformer.opt/bf16/, diffusers/optimum exports)
+  --vae-decoder <onnx>        VAE decoder (kept fp32 unless --vae-quant/--vae-fp16)
+  --clip <onnx> --t5 <onnx>   text encoders (optional, together)
+  --tokenizers <dir>          folder with tokenizer/ (CLIP) and tokenizer_2/ (T5), each with tokenizer.json
+
+Quantization:
+  --quant <mode>              int4 | int8 (MatMulNBits weights, fp32 compute) | fp16 (fp32 islands) | fp32
+  --transformer-quant, --t5-quant, --clip-quant, --vae-quant <mode>   per-component overrides
+  --vae-fp16                  same as --vae-quant fp16
+  --t5-wo int8|fp32|same      T5 FFN output projection (default int8 when T5 is int4)
+  --block-size 32|64|128      MatMulNBits block along K (default 32: the fast WebGPU path)
+  --symmetric | --asymmetric  zero points or not (default: asymmetric int4, symmetric int8)
+  --embeddings-min <n>        int8 per-row tables for Gather embeddings ≥ n elements (default 1048576; 0 = off)
+
+Output:
+  --out <dir>                 pack folder (its component folders and manifest.json are replaced)
+  --shard-mb <N>              external-data shard size limit in MiB (default 512; tensors are never split)
+  --max-stage-mb <N>          split the transformer into stages of ≤ N MiB of weights
+  --id <id> --name <text> --description <text> --license <text> --test-pack
+  --verify-mb <N>             compare with the original on ORT CPU when its weights are ≤ N MiB (default 2048)
+  --recon-rows <n>            random rows for the per-MatMul reconstruction error (default 4; 0 = off)
+  --report-json <file>        write the report (sizes, errors, peak RSS, throughput) as JSON
+  --quiet
+`;
+
+function mode(v: string | undefined, flag: string): QuantMode | undefined {
+  if (v === undefined) return undefined;
+  if (!(QUANT_MODES as readonly string[]).includes(v)) throw new Error(`${flag} must be one of ${QUANT_MODES.join(', ')}`);
+  return v as QuantMode;
+}
+
+function num(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || v.trim() === '') throw new Error(`${flag} must be a number`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        transformer: { type: 'string' },
+        'vae-decoder': { type: 'string' },
+        clip: { type: 'string' },
+        t5: { type: 'string' },
+        tokenizers: { type: 'string' },
+        quant: { type: 'string' },
+        'transformer-quant': { type: 'string' },
+        't5-quant': { type: 'string' },
+        'clip-quant': { type: 'string' },
+        'vae-quant': { type: 'string' },
+        'vae-fp16': { type: 'boolean' },
+        't5-wo': { type: 'string' },
+        'block-size': { type: 'string' },
+        symmetric: { type: 'boolean' },
+        asymmetric: { type: 'boolean' },
+        'embeddings-min': { type: 'string' },
+        'shard-mb': { type: 'string' },
+        'max-stage-mb': { type: 'string' },
+        id: { type: 'string' },
+        name: { type: 'string' },
+        description: { type: 'string' },
+        license: { type: 'string' },
+        'test-pack': { type: 'boolean' },
+        'verify-mb': { type: 'string' },
+        'recon-rows': { type: 'string' },
+        'report-json': { type: 'string' },
+        out: { type: 'string' },
+        quiet: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const s = (k: string) => values[k] as string | undefined;
+  try {
+    for (const req of ['transformer', 'vae-decoder', 'quant', 'out']) if (!s(req)) throw new Error(`--${req} is required`);
+    if (values.symmetric && values.asymmetric) throw new Error('--symmetric and --asymmetric exclude each other');
+    const wo = s('t5-wo');
+    if (wo !== undefined && wo !== 'int8' && wo !== 'fp32' && wo !== 'same') throw new Error('--t5-wo must be int8, fp32 or same');
+    const opts: ConvertOptions = {
+      transformer: s('transformer')!,
+      vaeDecoder: s('vae-decoder')!,
+      out: s('out')!,
+      quant: mode(s('quant'), '--quant')!,
+    };
+    const set = <K extends keyof ConvertOptions>(k: K, v: ConvertOptions[K] | undefined) => {
+      if (v !== undefined) opts[k] = v as ConvertOptions[K];
+    };
+    set('clip', s('clip'));
+    set('t5', s('t5'));
+    set('tokenizers', s('tokenizers'));
+    set('transformerQuant', mode(s('transformer-quant'), '--transformer-quant'));
+    set('t5Quant', mode(s('t5-quant'), '--t5-quant'));
+    set('clipQuant', mode(s('clip-quant'), '--clip-quant'));
+    set('vaeQuant', mode(s('vae-quant'), '--vae-quant') ?? (values['vae-fp16'] ? 'fp16' : undefined));
+    set('t5Wo', wo as ConvertOptions['t5Wo']);
+    set('blockSize', num(s('block-size'), '--block-size'));
+    set('symmetric', values.symmetric ? true : values.asymmetric ? false : undefined);
+    set('embeddingMinElements', num(s('embeddings-min'), '--embeddings-min'));
+    set('shardMb', num(s('shard-mb'), '--shard-mb'));
+    set('maxStageMb', num(s('max-stage-mb'), '--max-stage-mb'));
+    set('id', s('id'));
+    set('name', s('name'));
+    set('description', s('description'));
+    set('license', s('license'));
+    set('testPack', values['test-pack'] ? true : undefined);
+    set('verifyMb', num(s('verify-mb'), '--verify-mb'));
+    set('reconRows', num(s('recon-rows'), '--recon-rows'));
+    if (!values.quiet) opts.log = (line) => process.stderr.write(line + '\n');
+    const result = await convertPack(opts);
+    process.stdout.write(formatResult(result) + '\n');
+    const rj = s('report-json');
+    if (rj) {
+      const { report, ...rest } = result;
+      const components = report.components.map(({ quantized, ...c }) => ({ ...c, quantizedCount: quantized.length }));
+      writeFileSync(rj, JSON.stringify({ ...rest, out: report.out, totalBytes: report.totalBytes, components }, null, 2) + '\n');
+    }
+    return 0;
+  } catch (e) {
+    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (process.env.FLUX_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  process.exitCode = await main(process.argv.slice(2));
+}
