@@ -49,6 +49,8 @@ export interface CapacityDecision {
   /** Bytes the chosen (or smallest) plan needs, activations included. */
   neededBytes: number;
   budgetBytes: number | null;
+  /** The activation reserve included in neededBytes. */
+  reserveBytes: number;
   checks: CapacityCheck[];
 }
 
@@ -113,6 +115,7 @@ export function decideCapacity(needs: PackNeeds, offer: DeviceOffer): CapacityDe
     });
   }
   const sizes = planBytes(needs);
+  const reserveBytes = activationBytes(Math.max(...Object.values(needs.componentBytes).map((x) => x ?? 0), 0));
   const budgets = [offer.allocatableBytes, offer.userLimitBytes ?? null].filter((x): x is number => x !== null);
   const budget = budgets.length ? Math.min(...budgets) : null;
   const plans: ResidencyPlan[] = ['all-resident', 'encoders-transient', 'all-transient'];
@@ -128,7 +131,7 @@ export function decideCapacity(needs: PackNeeds, offer: DeviceOffer): CapacityDe
   const failed = checks.filter((c) => !c.ok);
   if (failed.length) {
     const why = failed.map((c) => (c.name === 'memory' ? `it needs at least ${fmt(sizes['all-transient'])} of GPU memory and ${fmt(budget!)} could be allocated` : c.name === 'features' ? `the GPU lacks ${missing.join(', ')}` : `the largest tensor (${fmt(needs.maxTensorBytes!)}) exceeds the GPU's binding limit (${fmt(binding)})`));
-    return { canRunLocally: false, reason: `This device cannot run the pack locally: ${why.join('; ')}.`, plan: null, resident: [], neededBytes: sizes['all-transient'], budgetBytes: budget, checks };
+    return { canRunLocally: false, reason: `This device cannot run the pack locally: ${why.join('; ')}.`, plan: null, resident: [], neededBytes: sizes['all-transient'], budgetBytes: budget, reserveBytes, checks };
   }
   const chosen = plan!;
   const how =
@@ -144,8 +147,15 @@ export function decideCapacity(needs: PackNeeds, offer: DeviceOffer): CapacityDe
     resident: PLAN_RESIDENT[chosen],
     neededBytes: sizes[chosen],
     budgetBytes: budget,
+    reserveBytes,
     checks,
   };
+}
+
+/** The backend's memory options for a decision: a budget to evict by, unless everything stays resident. */
+export function memoryOptions(decision: CapacityDecision, needs: PackNeeds): { budgetBytes: number; componentBytes: PackNeeds['componentBytes']; reserveBytes: number } | undefined {
+  if (decision.budgetBytes === null || decision.plan === 'all-resident' || !decision.canRunLocally) return undefined;
+  return { budgetBytes: decision.budgetBytes, componentBytes: needs.componentBytes, reserveBytes: decision.reserveBytes };
 }
 
 /** GPUBufferUsage.STORAGE (the constant, so this module also loads where WebGPU globals are absent). */
