@@ -67,8 +67,11 @@ export interface ComponentReport {
   component: ComponentName;
   source: string;
   mode: QuantMode;
+  /** Initializer bytes of the source graph, and of the converted graph(s). */
   bytesBefore: number;
   bytesAfter: number;
+  /** All files written for the component (graphs + shards). */
+  filesBytes: number;
   matmulBytesBefore: number;
   matmulBytesAfter: number;
   quantized: QuantizedMatMul[];
@@ -247,7 +250,8 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
       source: src,
       mode,
       bytesBefore: model.weightBytes,
-      bytesAfter: compFiles.reduce((s, f) => s + f.size, 0),
+      bytesAfter: written.reduce((s, w) => s + w.weightBytes, 0),
+      filesBytes: compFiles.reduce((s, f) => s + f.size, 0),
       matmulBytesBefore: matmulBefore,
       matmulBytesAfter: matmulAfter,
       quantized,
@@ -358,7 +362,7 @@ export function fmtBytes(b: number): string {
 export function formatComponent(r: ComponentReport): string {
   const lines: string[] = [];
   const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '–');
-  lines.push(`${r.component} [${r.mode}${r.sourceHadBf16 ? ', bf16 source → fp32' : ''}${r.stages > 1 ? `, ${r.stages} stages` : ''}]: ${fmtBytes(r.bytesBefore)} → ${fmtBytes(r.bytesAfter)} (${ratio(r.bytesBefore, r.bytesAfter)} smaller)`);
+  lines.push(`${r.component} [${r.mode}${r.sourceHadBf16 ? ', bf16 source → fp32' : ''}${r.stages > 1 ? `, ${r.stages} stages` : ''}]: weights ${fmtBytes(r.bytesBefore)} → ${fmtBytes(r.bytesAfter)} (${ratio(r.bytesBefore, r.bytesAfter)}), ${r.files.length} files ${fmtBytes(r.filesBytes)}`);
   if (r.quantized.length || r.embeddings.length) {
     const bits = [...new Set(r.quantized.map((q) => `int${q.params.bits}/b${q.params.block}${q.params.symmetric ? ' sym' : ' asym'}`))].join(', ');
     lines.push(`  MatMul weights: ${r.quantized.length} matrices (${bits})${r.embeddings.length ? ` + ${r.embeddings.length} int8 embedding table(s)` : ''}: ${fmtBytes(r.matmulBytesBefore)} → ${fmtBytes(r.matmulBytesAfter)} (${ratio(r.matmulBytesBefore, r.matmulBytesAfter)})`);
