@@ -7,7 +7,7 @@
  * hidden_states [B,S,64], encoder_hidden_states [B,L,4096], pooled_projections [B,768], timestep [B] (σ),
  * img_ids [S,3], txt_ids [L,3] → latent [B,S,64].
  *
- *   npx tsx tools/synthetic-flux/build.ts --out /tmp/synth/model.onnx [--double 1] [--single 1] [--small]
+ *   npx tsx tools/synthetic-flux/build.ts --out /tmp/synth/model.onnx [--double 1] [--single 1] [--small] [--bf16]
  */
 import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
@@ -26,6 +26,8 @@ export interface SyntheticFluxConfig {
   double: number;
   single: number;
   seed: number;
+  /** Weight, constant and I/O float type; bfloat16 mimics the official BFL export (transformer.opt/bf16). */
+  dtype?: 'float32' | 'bfloat16';
 }
 
 export const REAL_FLUX_DIMS: SyntheticFluxConfig = {
@@ -51,6 +53,7 @@ class GraphBuilder {
     private readonly dataPath: string,
     private readonly location: string,
     seed: number,
+    readonly floatType: number = DT.FLOAT,
   ) {
     this.fd = openSync(dataPath, 'w');
     this.rng = (seed * 2654435761) >>> 0 || 1;
@@ -81,27 +84,40 @@ class GraphBuilder {
         s ^= s << 5;
         c[i] = mean + a * ((s >>> 0) / 2147483648 - 1);
       }
-      const bytes = new Uint8Array(c.buffer, 0, n * 4);
+      const bytes = this.encode(c.subarray(0, n));
       let w = 0;
       while (w < bytes.length) w += writeSync(this.fd, bytes, w, bytes.length - w, this.offset + w);
       this.offset += bytes.length;
       done += n;
     }
     this.rng = s >>> 0 || 1;
+    const size = this.floatType === DT.BFLOAT16 ? 2 : 4;
     this.inits.push({
-      name, dims, dataType: DT.FLOAT, dataLocation: 1,
+      name, dims, dataType: this.floatType, dataLocation: 1,
       externalData: [
         { key: 'location', value: this.location },
-        { key: 'offset', value: String(this.offset - count * 4) },
-        { key: 'length', value: String(count * 4) },
+        { key: 'offset', value: String(this.offset - count * size) },
+        { key: 'length', value: String(count * size) },
       ],
     });
-    this.weightBytes += count * 4;
+    this.weightBytes += count * size;
     return name;
   }
 
+  /** fp32 values as the model's float type (bf16: round to nearest even). */
+  encode(values: Float32Array): Uint8Array {
+    if (this.floatType === DT.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    const out = new Uint16Array(values.length);
+    for (let i = 0; i < u.length; i++) {
+      const x = u[i]!;
+      out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+    }
+    return new Uint8Array(out.buffer);
+  }
+
   constF(name: string, values: number[] | Float32Array, dims: number[]): string {
-    this.inits.push({ name, dims, dataType: DT.FLOAT, rawData: new Uint8Array(Float32Array.from(values).buffer) });
+    this.inits.push({ name, dims, dataType: this.floatType, rawData: new Uint8Array(this.encode(Float32Array.from(values))) });
     return name;
   }
   constI(name: string, values: number[], dims: number[] = [values.length]): string {
@@ -126,7 +142,8 @@ export function buildSyntheticFlux(out: string, cfg: SyntheticFluxConfig = REAL_
   const modelPath = resolve(out);
   mkdirSync(dirname(modelPath), { recursive: true });
   const location = `${basename(modelPath)}.data`;
-  const b = new GraphBuilder(`${modelPath}.data`, location, cfg.seed);
+  const FT = cfg.dtype === 'bfloat16' ? DT.BFLOAT16 : DT.FLOAT;
+  const b = new GraphBuilder(`${modelPath}.data`, location, cfg.seed, FT);
   const D = cfg.hidden;
   const H = cfg.heads;
   const d = cfg.headDim;
@@ -274,14 +291,14 @@ export function buildSyntheticFlux(out: string, cfg: SyntheticFluxConfig = REAL_
       node: b.nodes,
       initializer: b.inits,
       input: [
-        valueInfo('hidden_states', DT.FLOAT, ['B', 'S', cfg.inChannels]),
-        valueInfo('encoder_hidden_states', DT.FLOAT, ['B', 'L', cfg.jointDim]),
-        valueInfo('pooled_projections', DT.FLOAT, ['B', cfg.pooledDim]),
-        valueInfo('timestep', DT.FLOAT, ['B']),
-        valueInfo('img_ids', DT.FLOAT, ['S', 3]),
-        valueInfo('txt_ids', DT.FLOAT, ['L', 3]),
+        valueInfo('hidden_states', FT, ['B', 'S', cfg.inChannels]),
+        valueInfo('encoder_hidden_states', FT, ['B', 'L', cfg.jointDim]),
+        valueInfo('pooled_projections', FT, ['B', cfg.pooledDim]),
+        valueInfo('timestep', FT, ['B']),
+        valueInfo('img_ids', FT, ['S', 3]),
+        valueInfo('txt_ids', FT, ['L', 3]),
       ],
-      output: [valueInfo('latent', DT.FLOAT, ['B', 'S', cfg.inChannels])],
+      output: [valueInfo('latent', FT, ['B', 'S', cfg.inChannels])],
     },
   };
   writeFileSync(modelPath, onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish());
@@ -290,16 +307,17 @@ export function buildSyntheticFlux(out: string, cfg: SyntheticFluxConfig = REAL_
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
   const { values } = parseArgs({
-    options: { out: { type: 'string' }, double: { type: 'string' }, single: { type: 'string' }, small: { type: 'boolean' }, seed: { type: 'string' } },
+    options: { out: { type: 'string' }, double: { type: 'string' }, single: { type: 'string' }, small: { type: 'boolean' }, seed: { type: 'string' }, bf16: { type: 'boolean' } },
   });
   if (!values.out) {
-    process.stderr.write('usage: npx tsx tools/synthetic-flux/build.ts --out <model.onnx> [--double N] [--single M] [--small] [--seed S]\n');
+    process.stderr.write('usage: npx tsx tools/synthetic-flux/build.ts --out <model.onnx> [--double N] [--single M] [--small] [--seed S] [--bf16]\n');
     process.exit(2);
   }
   const cfg = { ...(values.small ? SMALL_FLUX_DIMS : REAL_FLUX_DIMS) };
   if (values.double) cfg.double = Number(values.double);
   if (values.single) cfg.single = Number(values.single);
   if (values.seed) cfg.seed = Number(values.seed);
+  if (values.bf16) cfg.dtype = 'bfloat16';
   const t0 = performance.now();
   const r = buildSyntheticFlux(values.out, cfg);
   process.stdout.write(`wrote ${r.modelPath} + ${r.dataPath}: ${(r.params / 1e6).toFixed(1)} M params, ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
