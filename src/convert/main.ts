@@ -21,6 +21,8 @@ Quantization:
   --transformer-quant, --t5-quant, --clip-quant, --vae-quant <mode>   per-component overrides
   --vae-fp16                  same as --vae-quant fp16
   --t5-wo int8|fp32|same      T5 FFN output projection (default int8 when T5 is int4)
+  --int8-layers <regex>       int4 transformer: MatMuls (node or weight name) kept int8 (default: the conditioning,
+                              embedding and output layers; '' = none)
   --block-size 32|64|128      MatMulNBits block along K (default 32: the fast WebGPU path)
   --symmetric | --asymmetric  zero points or not (default: asymmetric int4, symmetric int8)
   --embeddings-min <n>        int8 per-row tables for Gather embeddings ≥ n elements (default 1048576; 0 = off)
@@ -69,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
         'vae-quant': { type: 'string' },
         'vae-fp16': { type: 'boolean' },
         't5-wo': { type: 'string' },
+        'int8-layers': { type: 'string' },
         'block-size': { type: 'string' },
         symmetric: { type: 'boolean' },
         asymmetric: { type: 'boolean' },
@@ -119,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     set('clipQuant', mode(s('clip-quant'), '--clip-quant'));
     set('vaeQuant', mode(s('vae-quant'), '--vae-quant') ?? (values['vae-fp16'] ? 'fp16' : undefined));
     set('t5Wo', wo as ConvertOptions['t5Wo']);
+    set('int8Layers', s('int8-layers'));
     set('blockSize', num(s('block-size'), '--block-size'));
     set('symmetric', values.symmetric ? true : values.asymmetric ? false : undefined);
     set('embeddingMinElements', num(s('embeddings-min'), '--embeddings-min'));
