@@ -9,12 +9,28 @@ import { quantizedBytes, type QuantParams } from './quantize.js';
 
 export const MS_DOMAIN = 'com.microsoft';
 
+/** Constant nodes holding at least this many bytes become initializers (so they can be quantized and sharded). */
+const PROMOTE_CONSTANT_BYTES = 1 << 16;
+
 export function buildComponentGraph(m: LoadedModel): ComponentGraph {
   const inits = new Map<string, OutInit>();
   for (const [name, ref] of m.initializers) inits.set(name, copyInit(ref, name));
   const inputNames = new Set(inits.keys());
+  const nodes: NodeProto[] = [];
+  for (const n of m.graph.node ?? []) {
+    const a = n.opType === 'Constant' && n.attribute?.length === 1 && n.attribute[0]!.name === 'value' ? n.attribute[0]!.t : undefined;
+    if (a && a.dataType !== DT.STRING && n.output?.[0]) {
+      const bytes = inlineTensorBytes(a);
+      if (bytes.length >= PROMOTE_CONSTANT_BYTES) {
+        const name = n.output[0];
+        inits.set(name, copyInit({ name, dims: (a.dims ?? []).map(toNum), dataType: a.dataType ?? 0, byteLength: bytes.length, source: { kind: 'inline', bytes } }, name));
+        continue;
+      }
+    }
+    nodes.push(n);
+  }
   return {
-    nodes: [...(m.graph.node ?? [])],
+    nodes,
     // Some exporters list initializers among the inputs (IR < 4 style); those are not real inputs.
     inputs: (m.graph.input ?? []).filter((i) => !inputNames.has(i.name ?? '')),
     outputs: [...(m.graph.output ?? [])],
@@ -124,14 +140,23 @@ export function quantizeMatMuls(g: ComponentGraph, policy: QuantPolicy): Quantiz
         continue;
       }
       if (attrInt(n, 'transB', 0) === 1) layout = 'NK';
-    } else if (!g.inits.has(wName)) {
-      // MatMul(x, Transpose(W)) as some exporters leave it.
+    }
+    // Look through Identity and float Casts (mixed-precision exports: W_bf16 → Cast(float) → MatMul) and, for MatMul,
+    // a 2-D Transpose (MatMul(x, Transpose(W)) as some exporters leave it).
+    for (let hop = 0; hop < 3 && !g.inits.has(wName); hop++) {
       const p = producers.get(wName);
-      const perm = p && p.opType === 'Transpose' ? getAttr(p, 'perm')?.ints?.map(toNum) : undefined;
-      if (p && perm && perm.length === 2 && perm[0] === 1 && perm[1] === 0 && g.inits.has(p.input?.[0] ?? '')) {
-        wName = p.input![0]!;
-        layout = 'NK';
+      if (!p) break;
+      if (p.opType === 'Identity' || (p.opType === 'Cast' && attrInt(p, 'to', 0) === DT.FLOAT)) {
+        wName = p.input?.[0] ?? '';
+        continue;
       }
+      const perm = p.opType === 'Transpose' && op === 'MatMul' && layout === 'KN' ? getAttr(p, 'perm')?.ints?.map(toNum) : undefined;
+      if (perm && perm.length === 2 && perm[0] === 1 && perm[1] === 0) {
+        wName = p.input?.[0] ?? '';
+        layout = 'NK';
+        continue;
+      }
+      break;
     }
     const w = g.inits.get(wName);
     if (!w || w.dims.length !== 2 || !isFloatType(w.dataType) || w.job.spec.kind !== 'copy') {
@@ -275,8 +300,18 @@ export function quantizeEmbeddings(g: ComponentGraph, minElements: number): Quan
   return done;
 }
 
-/** Drop initializers nothing reads. */
+/** Drop nodes whose outputs nothing reads (e.g. a weight's Cast left behind by quantization), then unread initializers. */
 export function pruneInits(g: ComponentGraph): void {
+  for (;;) {
+    const read = new Set<string>(g.outputs.map((o) => o.name ?? ''));
+    for (const n of g.nodes) {
+      for (const x of n.input ?? []) read.add(x);
+      for (const x of implicitInputs(n)) read.add(x);
+    }
+    const before = g.nodes.length;
+    g.nodes = g.nodes.filter((n) => (n.output ?? []).some((o) => o && read.has(o)));
+    if (g.nodes.length === before) break;
+  }
   const used = new Set<string>();
   for (const n of g.nodes) {
     for (const x of n.input ?? []) used.add(x);
