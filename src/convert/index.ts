@@ -241,6 +241,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
       if (!s) continue;
       recon = mergeStats(recon, s);
       const r = relError(s);
+      q.relError = r;
       if (!worst || r > worst.relError) worst = { weight: q.weight, relError: r };
     }
     const matmulBefore = quantized.reduce((s, q) => s + q.bytesBefore, 0) + embeddings.reduce((s, e) => s + e.bytesBefore, 0);
@@ -367,7 +368,9 @@ export function formatComponent(r: ComponentReport): string {
     const bits = [...new Set(r.quantized.map((q) => `int${q.params.bits}/b${q.params.block}${q.params.symmetric ? ' sym' : ' asym'}`))].join(', ');
     lines.push(`  MatMul weights: ${r.quantized.length} matrices (${bits})${r.embeddings.length ? ` + ${r.embeddings.length} int8 embedding table(s)` : ''}: ${fmtBytes(r.matmulBytesBefore)} → ${fmtBytes(r.matmulBytesAfter)} (${ratio(r.matmulBytesBefore, r.matmulBytesAfter)})`);
     if (r.recon.count) {
-      lines.push(`  per-MatMul reconstruction ‖xW − xŴ‖/‖xW‖ on random x: ${r.recon.relError.toExponential(3)} overall, cos ${r.recon.cosine.toFixed(6)}${r.recon.worst ? `, worst ${r.recon.worst.relError.toExponential(3)} (${r.recon.worst.weight})` : ''}`);
+      lines.push(`  per-MatMul reconstruction ‖xW − xŴ‖/‖xW‖ on random x: ${r.recon.relError.toExponential(3)} overall, cos ${r.recon.cosine.toFixed(6)}`);
+      const worst = [...r.quantized].filter((q) => q.relError !== undefined).sort((a, b) => b.relError! - a.relError!).slice(0, 3);
+      if (worst.length) lines.push(`  worst: ${worst.map((q) => `${q.node || q.weight} [${q.K}×${q.N}, int${q.params.bits}] ${q.relError!.toExponential(2)}`).join('; ')}`);
     }
   }
   if (r.fp16) lines.push(`  fp16: ${r.fp16.fp16Nodes} nodes fp16, ${r.fp16.fp32Nodes} kept fp32 (${Object.entries(r.fp16.keptReasons).map(([k, v]) => `${k} ${v}`).join(', ')}), ${r.fp16.casts} casts`);

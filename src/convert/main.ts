@@ -141,7 +141,10 @@ export async function main(argv: string[]): Promise<number> {
     const rj = s('report-json');
     if (rj) {
       const { report, ...rest } = result;
-      const components = report.components.map(({ quantized, ...c }) => ({ ...c, quantizedCount: quantized.length }));
+      const components = report.components.map(({ quantized, ...c }) => ({
+        ...c,
+        matmuls: quantized.map((q) => ({ node: q.node, weight: q.weight, K: q.K, N: q.N, bits: q.params.bits, block: q.params.block, symmetric: q.params.symmetric, relError: q.relError })),
+      }));
       writeFileSync(rj, JSON.stringify({ ...rest, out: report.out, totalBytes: report.totalBytes, components }, null, 2) + '\n');
     }
     return 0;

@@ -113,6 +113,8 @@ export interface QuantizedMatMul {
   bytesBefore: number;
   bytesAfter: number;
   job: number;
+  /** ‖xW − xŴ‖/‖xW‖ on random x, filled after the weights are written. */
+  relError?: number;
 }
 
 /** Decides per MatMul whether and how to quantize (null: keep float). */
