@@ -13,6 +13,7 @@ export type FluxErrorCode =
   | 'pack_file_missing' // a file the manifest lists cannot be found / fetched
   | 'pack_file_corrupt' // size or sha256 mismatch
   | 'pack_install_failed' // download or storage write failed
+  | 'storage_quota' // not enough browser storage (quota) for a pack install
   | 'model_io_mismatch' // a graph's inputs/outputs don't match what the pipeline needs
   | 'webgpu_unavailable' // no navigator.gpu / no adapter
   | 'missing_gpu_feature' // e.g. an fp16 graph on an adapter without shader-f16

@@ -15,10 +15,12 @@ import { toDataUri } from '../image/encode.js';
 import { resolveModelConfig } from '../pipeline/config.js';
 import { validateRequest, type FluxSchnellInput } from '../pipeline/request.js';
 import type { PackInfo } from '../storage/indexeddb-pack-store.js';
+import type { LocalPackFile } from '../storage/file-installer.js';
 import type { InstallProgress } from '../storage/pack-installer.js';
+import { requestPersistence, type StorageStatus } from '../storage/storage-status.js';
 import type { FileCheck } from '../storage/sha256.js';
 import { registerErrorTransfer } from '../worker/error-transfer.js';
-import type { FluxWorkerApi, RuntimeInfo } from '../worker/flux-worker-api.js';
+import type { FluxWorkerApi, InstalledPackInfo, RuntimeInfo } from '../worker/flux-worker-api.js';
 
 export interface FluxImage {
   url: string;
@@ -43,7 +45,15 @@ export interface GenerateCallOptions {
   signal?: AbortSignal;
 }
 
-export type { GenerateProgressEvent, InstallProgress, LoadProgressEvent, PackInfo, RuntimeInfo };
+export type { GenerateProgressEvent, InstalledPackInfo, InstallProgress, LoadProgressEvent, LocalPackFile, PackInfo, RuntimeInfo, StorageStatus };
+
+/**
+ * Ask for persistent storage at install start. `persist()` exists only in a Window, so the page asks and the
+ * worker reports the outcome. Firefox may prompt: don't hold the install up for more than a moment.
+ */
+function askPersistence(): Promise<unknown> {
+  return Promise.race([requestPersistence(), new Promise((r) => setTimeout(r, 2000))]);
+}
 
 export class FluxClient {
   private loaded: LoadedModelInfo | null = null;
@@ -67,9 +77,24 @@ export class FluxClient {
   listPacks(): Promise<PackInfo[]> {
     return this.call(() => this.api.listPacks());
   }
-  installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void): Promise<PackInfo> {
+  /** Download a pack folder into IndexedDB; resumes an interrupted install of the same pack. */
+  async installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo> {
     const absolute = new URL(baseUrl, globalThis.location?.href).href;
+    await askPersistence();
     return this.call(() => this.api.installPack(absolute, onProgress ? Comlink.proxy(onProgress) : undefined));
+  }
+  /**
+   * Install from a local pack folder: the Files of `<input type=file webkitdirectory>` (their
+   * `webkitRelativePath` is read here, before the transfer), or `{ path, file }` pairs (a dropped folder).
+   */
+  async installPackFromFiles(files: readonly LocalPackFile[], onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo> {
+    const entries = files.map((f) => (f instanceof Blob ? { path: (f as File).webkitRelativePath || (f as File).name, file: f } : f));
+    await askPersistence();
+    return this.call(() => this.api.installPackFromFiles(entries, onProgress ? Comlink.proxy(onProgress) : undefined));
+  }
+  /** Storage used and allowed for this origin, and whether it is persistent. */
+  storageEstimate(): Promise<StorageStatus> {
+    return this.call(() => this.api.storageEstimate());
   }
   cancelInstall(): Promise<void> {
     return this.call(() => this.api.cancelInstall());

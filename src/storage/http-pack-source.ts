@@ -28,13 +28,18 @@ export function installCancelled(): FluxError {
  * GET that fails with a FluxError naming the URL and status: 404/410 → 'pack_file_missing', any other
  * HTTP or network failure → `failCode`; an aborted signal → 'cancelled'.
  */
-export async function httpGet(url: string, options: HttpOptions & { cache?: RequestCache }, failCode: FluxErrorCode): Promise<Response> {
+export async function httpGet(
+  url: string,
+  options: HttpOptions & { cache?: RequestCache; headers?: Record<string, string>; /** Non-2xx statuses returned rather than thrown (e.g. 416). */ accept?: number[] },
+  failCode: FluxErrorCode,
+): Promise<Response> {
   const doFetch = options.fetch ?? ((u, i) => fetch(u, i));
   let res: Response;
   try {
     res = await doFetch(url, {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.cache ? { cache: options.cache } : {}),
+      ...(options.headers ? { headers: options.headers } : {}),
     });
   } catch (e) {
     if (options.signal?.aborted) throw installCancelled();
@@ -43,7 +48,7 @@ export async function httpGet(url: string, options: HttpOptions & { cache?: Requ
       details: { url },
     });
   }
-  if (!res.ok) {
+  if (!res.ok && !options.accept?.includes(res.status)) {
     void res.body?.cancel().catch(() => {});
     const code = res.status === 404 || res.status === 410 ? 'pack_file_missing' : failCode;
     throw new FluxError(code, `GET ${url} failed: HTTP ${res.status} ${res.statusText}`.trimEnd(), {

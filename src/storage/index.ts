@@ -8,7 +8,7 @@ export type { FileCheck } from './sha256.js';
 export { Sha256Hasher, sha256Hex } from './sha256.js';
 export type { FetchLike, HttpOptions } from './http-pack-source.js';
 export { fetchManifest, openHttpPack, packFileUrl } from './http-pack-source.js';
-export type { FileRecord, FileState, PackInfo, PackRecord, PackState, PackStoreOptions, VerifyProgress } from './indexeddb-pack-store.js';
+export type { FileRecord, FileState, FileValidator, PackInfo, PackRecord, PackSourceKind, PackState, PackStoreOptions, VerifyProgress } from './indexeddb-pack-store.js';
 export {
   DEFAULT_CHUNK_BYTES,
   defaultPackStore,
@@ -18,5 +18,10 @@ export {
   PackStore,
   verifyInstalledPack,
 } from './indexeddb-pack-store.js';
-export type { InstallOptions, InstallProgress } from './pack-installer.js';
+export type { BaseInstallOptions, InstallProgress, InstallResult, InstallStats, RestartReason } from './install-core.js';
+export type { InstallOptions } from './pack-installer.js';
 export { installPack } from './pack-installer.js';
+export type { FileInstallOptions, LocalPackFile, MatchedPack } from './file-installer.js';
+export { installPackFromFiles, matchPackFiles } from './file-installer.js';
+export type { StorageLike, StorageStatus } from './storage-status.js';
+export { checkQuota, formatSize, isChromeReportedQuota, requestPersistence, storageStatus } from './storage-status.js';

@@ -9,6 +9,9 @@
  * Files are keyed by their expected sha256 as well as their path, so installing a new version of a pack
  * writes beside the old one: a complete pack is never overwritten before its replacement has verified.
  *
+ * Records written by the first version (no `chunkSha256`, `validator`, `source`) are read as they are:
+ * every added field is optional, so the database stays at version 1 and needs no migration (docs/storage.md).
+ *
  * idb-keyval's `createStore` opens one object store per database, and a chunk and its file record must be
  * written in one transaction (so a crash never leaves a record claiming bytes that are not there). So this
  * module opens the database itself and hands out idb-keyval-compatible `UseStore`s for `get`/`set`/`del`.
@@ -17,8 +20,9 @@
 import { get, promisifyRequest, set, type UseStore } from 'idb-keyval';
 import { FluxError } from '../errors.js';
 import { findFile, packSizeBytes, type PackFile, type PackManifest } from '../pack/manifest.js';
+import { stopInstall } from './install-registry.js';
 import type { PackSource } from './pack-source.js';
-import { Sha256Hasher, type FileCheck } from './sha256.js';
+import { chunkSha256, Sha256Hasher, type FileCheck } from './sha256.js';
 
 export const DEFAULT_DB_NAME = 'flux-packs';
 export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
@@ -35,11 +39,22 @@ export interface PackRecord {
   /** The manifest whose files this pack serves (for a non-complete pack: the one being installed). */
   manifest: PackManifest;
   state: PackState;
+  /** Folder URL it was (is being) downloaded from; null when installed from local files. */
   sourceUrl: string | null;
+  /** Where the bytes came from. Absent in records of the first version (always 'http'). */
+  source?: PackSourceKind;
   /** ms since epoch of the last completed install; null if never completed. */
   installedAt: number | null;
   /** A different manifest being installed over a complete pack; replaces `manifest` once all its files verify. */
-  pending?: { manifest: PackManifest; sourceUrl: string; startedAt: number };
+  pending?: { manifest: PackManifest; sourceUrl: string | null; source?: PackSourceKind; startedAt: number };
+}
+
+export type PackSourceKind = 'http' | 'files';
+
+/** HTTP validator seen on the first response for a file, sent back as `If-Range` when resuming. */
+export interface FileValidator {
+  etag?: string;
+  lastModified?: string;
 }
 
 export interface FileRecord {
@@ -51,10 +66,21 @@ export interface FileRecord {
   state: FileState;
   /** Chunk size this file was written with: chunk i holds bytes [i·chunkBytes, (i+1)·chunkBytes). */
   chunkBytes: number;
-  /** Chunks 0..chunkCount-1 are stored; a Range resume would continue at byte chunkCount·chunkBytes. */
+  /** Chunks 0..chunkCount-1 are stored; a resume continues at byte bytesDone (= chunkCount·chunkBytes for a partial file). */
   chunkCount: number;
   bytesDone: number;
   verifiedAt: number | null;
+  /**
+   * Hex sha256 of each stored chunk, written in the same transaction as the chunk, from the bytes written.
+   * They localise *storage* corruption (a resume re-checks stored chunks; verify finds bad chunks of a
+   * complete file); they cannot catch *transit* corruption, which only the whole-file hash shows.
+   * Absent in records of the first version: filled in by the next resume or verify.
+   */
+  chunkSha256?: string[];
+  /** ETag / Last-Modified of the first response (HTTP installs): the resume's `If-Range`. */
+  validator?: FileValidator;
+  /** Set by verifyInstalledPack on a 'corrupt' file with chunk hashes: the chunks to refetch. */
+  badChunks?: number[];
 }
 
 export interface PackStoreOptions {
@@ -151,22 +177,59 @@ export class PackStore {
   }
 
   /** A fresh 'partial' record for a file about to be downloaded. */
-  newFileRecord(packId: string, file: PackFile): FileRecord {
+  newFileRecord(packId: string, file: PackFile, validator?: FileValidator): FileRecord {
     const { path, sha256, size } = file;
-    return { packId, path, sha256, size, state: 'partial', chunkBytes: this.chunkBytes, chunkCount: 0, bytesDone: 0, verifiedAt: null };
+    return {
+      packId,
+      path,
+      sha256,
+      size,
+      state: 'partial',
+      chunkBytes: this.chunkBytes,
+      chunkCount: 0,
+      bytesDone: 0,
+      verifiedAt: null,
+      chunkSha256: [],
+      ...(validator && (validator.etag !== undefined || validator.lastModified !== undefined) ? { validator } : {}),
+    };
   }
 
-  /** Store chunk `rec.chunkCount` and advance the record, atomically. Returns the updated record. */
-  async appendChunk(rec: FileRecord, bytes: Uint8Array<ArrayBuffer>): Promise<FileRecord> {
+  private chunkValue(bytes: Uint8Array<ArrayBuffer>): ChunkValue {
+    if (this.chunkType === 'blob') return new Blob([bytes]);
+    return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+  }
+
+  /**
+   * Store chunk `rec.chunkCount` and advance the record (with the chunk's sha256, when given), atomically.
+   * Returns the updated record.
+   */
+  async appendChunk(rec: FileRecord, bytes: Uint8Array<ArrayBuffer>, sha256?: string): Promise<FileRecord> {
     const next: FileRecord = { ...rec, chunkCount: rec.chunkCount + 1, bytesDone: rec.bytesDone + bytes.byteLength };
-    const value: ChunkValue =
-      this.chunkType === 'blob'
-        ? new Blob([bytes])
-        : bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-          ? bytes.buffer
-          : bytes.slice().buffer;
+    if (sha256 !== undefined && rec.chunkSha256?.length === rec.chunkCount) next.chunkSha256 = [...rec.chunkSha256, sha256];
+    else delete next.chunkSha256; // hashes must cover every stored chunk or none
+    const value = this.chunkValue(bytes);
     await this.tx(['files', 'chunks'], (s) => {
       s.chunks.put(value, chunkKey(rec, rec.chunkCount));
+      s.files.put(next, fileKey(rec.packId, rec.path, rec.sha256));
+    });
+    return next;
+  }
+
+  /** Overwrite chunk `index` of a stored file (repair of a corrupt chunk); the record is unchanged. */
+  async replaceChunk(rec: FileRecord, index: number, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+    const value = this.chunkValue(bytes);
+    await this.tx(['chunks'], (s) => void s.chunks.put(value, chunkKey(rec, index)));
+  }
+
+  /**
+   * Keep chunks 0..keep-1 of a file (with these hashes), drop the rest, and make it 'partial' again: a resume
+   * continues from the first chunk that failed its check.
+   */
+  async truncateFile(rec: FileRecord, keep: number, hashes: string[]): Promise<FileRecord> {
+    const { badChunks: _dropped, ...rest } = rec;
+    const next: FileRecord = { ...rest, state: 'partial', chunkCount: keep, bytesDone: Math.min(rec.size, keep * rec.chunkBytes), chunkSha256: hashes.slice(0, keep), verifiedAt: null };
+    await this.tx(['files', 'chunks'], (s) => {
+      s.chunks.delete(IDBKeyRange.bound([rec.packId, rec.path, rec.sha256, keep], [rec.packId, rec.path, rec.sha256, []]));
       s.files.put(next, fileKey(rec.packId, rec.path, rec.sha256));
     });
     return next;
@@ -193,7 +256,7 @@ export class PackStore {
     });
   }
 
-  /** Remove everything stored for a pack: record, file records, chunks. */
+  /** Remove everything stored for a pack: record, file records, chunks. (deletePack also stops its install.) */
   deletePackData(packId: string): Promise<void> {
     return this.tx(['packs', 'files', 'chunks'], (s) => {
       s.packs.delete(packId);
@@ -234,6 +297,7 @@ export interface StoreOption {
 export interface PackInfo {
   id: string;
   name: string;
+  /** 'installing' also after an interrupted install: install again (same source) to resume, or delete it. */
   state: PackState;
   /** Total size of the pack's files (manifest). */
   sizeBytes: number;
@@ -243,6 +307,10 @@ export interface PackInfo {
   installedAt: number | null;
   /** True while (or after an interrupted) install of a newer manifest over this complete pack. */
   updatePending: boolean;
+  /** Where an install (or the pending update) gets its bytes: resume from this URL; null for local files. */
+  sourceUrl: string | null;
+  /** 'files' when installed from a local folder (resuming needs the folder again). */
+  source: PackSourceKind;
 }
 
 export async function listPacks(options: StoreOption = {}): Promise<PackInfo[]> {
@@ -258,12 +326,17 @@ export async function listPacks(options: StoreOption = {}): Promise<PackInfo[]> 
       testPack: p.manifest.testPack === true,
       installedAt: p.installedAt,
       updatePending: p.pending !== undefined,
+      sourceUrl: p.pending ? p.pending.sourceUrl : p.sourceUrl,
+      source: (p.pending ? p.pending.source : p.source) ?? 'http',
     })),
   );
 }
 
+/** Delete a pack (complete, partial or corrupt) and everything stored for it; stops its install first, if one runs here. */
 export async function deletePack(packId: string, options: StoreOption = {}): Promise<void> {
-  await (options.store ?? defaultPackStore()).deletePackData(packId);
+  const store = options.store ?? defaultPackStore();
+  await stopInstall(store.dbName, packId);
+  await store.deletePackData(packId);
 }
 
 function corruptError(packId: string, path: string, what: string, details: Record<string, unknown>): FluxError {
@@ -310,9 +383,11 @@ export interface VerifyProgress {
 }
 
 /**
- * Re-hash every file from storage, one chunk at a time. Bad files are marked 'corrupt' and the pack too
- * (so openInstalledPack refuses it and the next install re-fetches just those files); a pack whose files
- * all verify is marked complete.
+ * Re-hash every file from storage, one chunk at a time, checking each chunk against the sha256 recorded when
+ * it was written and the whole file against the manifest. Bad files are marked 'corrupt' and the pack too (so
+ * openInstalledPack refuses it and the next install re-fetches just those files; where chunk hashes locate the
+ * damage, just those chunks); a pack whose files all verify is marked complete. Files verified without chunk
+ * hashes (first-version records) get them recorded.
  */
 export async function verifyInstalledPack(
   packId: string,
@@ -321,10 +396,11 @@ export async function verifyInstalledPack(
   const store = options.store ?? defaultPackStore();
   const rec = await store.getPack(packId);
   if (!rec) throw new FluxError('pack_not_installed', `Pack "${packId}" is not installed.`, { details: { packId } });
-  const totalBytes = packSizeBytes(rec.manifest);
+  const { manifest } = rec;
+  const totalBytes = packSizeBytes(manifest);
   let loadedBytes = 0;
   const results: FileCheck[] = [];
-  for (const f of rec.manifest.files) {
+  for (const f of manifest.files) {
     const base = { path: f.path, expectedSize: f.size, expectedSha256: f.sha256 };
     const fr = await store.getFileRecord(packId, f);
     if (!fr || fr.state === 'partial') {
@@ -334,11 +410,18 @@ export async function verifyInstalledPack(
     }
     const hasher = new Sha256Hasher();
     const fileStart = loadedBytes;
+    const recorded = fr.chunkSha256?.length === fr.chunkCount ? fr.chunkSha256 : undefined;
+    const hashes: string[] = [];
+    const badChunks: number[] = [];
     let size = 0;
     for (let i = 0; i < fr.chunkCount; i++) {
       if (options.signal?.aborted) throw new FluxError('cancelled', 'Pack verification was cancelled.');
       const bytes = (await store.readChunk(fr, i)) ?? new Uint8Array(0); // a lost chunk shows up as a size mismatch
+      const digest = chunkSha256(bytes);
       hasher.update(bytes);
+      hashes.push(await digest);
+      const expectedLen = Math.max(0, Math.min(fr.chunkBytes, f.size - i * fr.chunkBytes));
+      if (bytes.byteLength !== expectedLen || (recorded !== undefined && recorded[i] !== hashes[i])) badChunks.push(i);
       size += bytes.byteLength;
       loadedBytes = fileStart + Math.min(size, f.size); // capped so progress stays within totalBytes
       options.onProgress?.({ status: 'verify', packId, file: f.path, loadedBytes, totalBytes });
@@ -346,11 +429,15 @@ export async function verifyInstalledPack(
     loadedBytes = fileStart + f.size;
     const actualSha256 = hasher.hex();
     const problem = size !== f.size ? 'size' : actualSha256 !== f.sha256 ? 'sha256' : undefined;
+    const { badChunks: _old, ...clean } = fr;
     if (problem) {
-      await store.putFileRecord({ ...fr, state: 'corrupt' });
-      results.push({ ...base, ok: false, problem, actualSize: size, actualSha256 });
+      // Chunk hashes only localise the damage if they exist, cover the file's chunk layout and some differ.
+      const expectedChunks = Math.ceil(f.size / fr.chunkBytes);
+      const localised = recorded !== undefined && fr.chunkCount === expectedChunks && badChunks.length > 0;
+      await store.putFileRecord({ ...clean, state: 'corrupt', ...(localised ? { badChunks } : {}) });
+      results.push({ ...base, ok: false, problem, actualSize: size, actualSha256, ...(localised ? { badChunks } : {}) });
     } else {
-      if (fr.state !== 'complete') await store.putFileRecord({ ...fr, state: 'complete', verifiedAt: Date.now() });
+      if (fr.state !== 'complete' || recorded === undefined || fr.badChunks) await store.putFileRecord({ ...clean, state: 'complete', verifiedAt: Date.now(), chunkSha256: hashes });
       results.push({ ...base, ok: true, actualSize: size, actualSha256 });
     }
   }

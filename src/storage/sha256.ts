@@ -31,6 +31,17 @@ export async function sha256Hex(data: Uint8Array | Blob, sliceBytes = HASH_SLICE
   return h.hex();
 }
 
+/**
+ * Hex SHA-256 of one chunk (≤ chunkBytes, already in memory). WebCrypto where present: one-shot is fine for a
+ * chunk, it is native and runs beside noble's incremental whole-file hash, so the per-chunk hashes that
+ * localise storage corruption cost little extra CPU. Falls back to noble.
+ */
+export async function chunkSha256(bytes: Uint8Array): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle) return bytesToHex(new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)));
+  return bytesToHex(sha256(bytes));
+}
+
 /** Outcome of checking one stored file against its manifest entry. */
 export interface FileCheck {
   path: string;
@@ -43,4 +54,9 @@ export interface FileCheck {
   expectedSha256: string;
   /** Null when the file is missing or its size is already wrong (not hashed). */
   actualSha256: string | null;
+  /**
+   * For a bad file whose chunk hashes were recorded at download: the chunks whose bytes no longer match
+   * (storage corruption). The next install refetches only these (HTTP Range). Absent: refetch the file.
+   */
+  badChunks?: number[];
 }

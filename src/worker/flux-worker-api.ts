@@ -12,7 +12,9 @@ import type { BackendStats, RuntimeEnv } from '../runtime/ort-backend.js';
 import { gpuReadbackCount } from './gpu-readback-counter.js';
 import { createFluxGpu, type FluxGpu, type WebGpuReport } from '../runtime/webgpu-device.js';
 import { deletePack, listPacks, openInstalledPack, verifyInstalledPack, type PackInfo } from '../storage/indexeddb-pack-store.js';
-import { installPack, type InstallProgress } from '../storage/pack-installer.js';
+import { installPack, type InstallProgress, type InstallResult, type InstallStats } from '../storage/pack-installer.js';
+import { installPackFromFiles, type LocalPackFile } from '../storage/file-installer.js';
+import { storageStatus, type StorageStatus } from '../storage/storage-status.js';
 import type { FileCheck } from '../storage/sha256.js';
 import type { PackStore } from '../storage/indexeddb-pack-store.js';
 
@@ -29,8 +31,15 @@ export interface FluxWorkerApi {
   info(): Promise<RuntimeInfo>;
   listPacks(): Promise<PackInfo[]>;
   /** Download a pack (folder URL with manifest.json) into IndexedDB. */
-  installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void): Promise<PackInfo>;
+  installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo>;
+  /**
+   * Install from local files (a picked or dropped pack folder; File objects clone into the worker). Pass
+   * `{ path, file }` where a File's `webkitRelativePath` may not survive the transfer.
+   */
+  installPackFromFiles(files: LocalPackFile[], onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo>;
   cancelInstall(): void;
+  /** Storage used and allowed for this origin, and whether it is persistent. */
+  storageEstimate(): Promise<StorageStatus>;
   verifyPack(packId: string, onProgress?: (e: { file: string; loadedBytes: number; totalBytes: number }) => void): Promise<FileCheck[]>;
   deletePack(packId: string): Promise<void>;
   /** Load an installed pack from IndexedDB (no network). */
@@ -42,6 +51,13 @@ export interface FluxWorkerApi {
   cancel(): void;
   /** Counters of the last generation (time in session.run, read-backs) and GPU map-for-read calls so far. */
   stats(): Promise<(BackendStats & { gpuMapReads: number }) | null>;
+}
+
+/** What an install returns: the pack as listPacks shows it, plus persistence and what the install did. */
+export interface InstalledPackInfo extends PackInfo {
+  /** Whether the origin's storage is persistent (the page asks for it when an install starts); null if unknown. */
+  persisted: boolean | null;
+  stats: InstallStats;
 }
 
 export interface WorkerDeps {
@@ -97,6 +113,18 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     return engine;
   }
 
+  /** One install at a time per worker; cancelInstall aborts it. */
+  async function runInstallCall(run: (signal: AbortSignal) => Promise<InstallResult>): Promise<InstalledPackInfo> {
+    if (installAbort) throw new FluxError('busy', 'Another pack is being installed.');
+    installAbort = new AbortController();
+    try {
+      const { manifest, persisted, stats } = await run(installAbort.signal);
+      return { ...(await packInfo(manifest.id)), persisted, stats };
+    } finally {
+      installAbort = null;
+    }
+  }
+
   async function packInfo(id: string): Promise<PackInfo> {
     const p = (await listPacks(storeOpt)).find((x) => x.id === id);
     if (!p) throw new FluxError('pack_not_installed', `Pack "${id}" is not installed.`);
@@ -124,16 +152,11 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
 
     listPacks: () => listPacks(storeOpt),
 
-    async installPack(baseUrl, onProgress) {
-      if (installAbort) throw new FluxError('busy', 'Another pack is being installed.');
-      installAbort = new AbortController();
-      try {
-        const manifest = await installPack(baseUrl, { ...storeOpt, signal: installAbort.signal, ...(onProgress ? { onProgress } : {}) });
-        return await packInfo(manifest.id);
-      } finally {
-        installAbort = null;
-      }
-    },
+    installPack: (baseUrl, onProgress) => runInstallCall((signal) => installPack(baseUrl, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}) })),
+
+    installPackFromFiles: (files, onProgress) => runInstallCall((signal) => installPackFromFiles(files, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}) })),
+
+    storageEstimate: () => storageStatus(),
 
     cancelInstall() {
       installAbort?.abort();

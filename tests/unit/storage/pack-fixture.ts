@@ -1,6 +1,7 @@
 /**
  * Test pack folders with random bytes and a computed manifest, and a local HTTP server for them that
- * counts requests and can misbehave per path (status, replaced body).
+ * supports Range, logs requests and bytes sent, and can misbehave per path (status, replaced body, cut
+ * connection, ignored Range, corrupted byte, changed ETag).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -58,38 +59,120 @@ export async function updateFile(pack: TestPack, path: string, b: Uint8Array): P
   await writeFile(join(pack.dir, 'manifest.json'), JSON.stringify(pack.manifest));
 }
 
-export type Override = { status: number } | { body: Uint8Array };
+/**
+ * How the server misbehaves for one pack-relative path. Fields combine; `times` limits it to that many more
+ * requests (then it is removed).
+ */
+export interface Override {
+  /** Answer with this status and no body. */
+  status?: number;
+  /** Serve these bytes instead of the file. */
+  body?: Uint8Array;
+  /** Send this many body bytes, then close the connection (a network loss mid-stream). */
+  cutAfter?: number;
+  /** Ignore Range (and If-Range): always 200 with the whole file. */
+  ignoreRange?: boolean;
+  /** Flip the byte at this file offset in what is sent (corruption in transit). */
+  corruptAt?: number;
+  /** Send this ETag instead of the content hash (the file "changed" on the server). */
+  etag?: string;
+  /** Send neither ETag nor Last-Modified. */
+  noValidators?: boolean;
+  times?: number;
+}
+
+export interface RequestLog {
+  /** Pack-relative path. */
+  path: string;
+  range: string | null;
+  ifRange: string | null;
+  status: number;
+  /** Body bytes written before the response ended or was cut. */
+  bytesSent: number;
+}
 
 export interface PackServer {
   baseUrl: string;
   /** Requests per URL path (e.g. '/pack/manifest.json'). */
   requests: Map<string, number>;
   count(path: string): number;
-  /** Per pack-relative path: answer with a status, or serve these bytes instead of the file. */
+  /** Every request, in order. */
+  log: RequestLog[];
+  /** Requests for one pack-relative path. */
+  logOf(path: string): RequestLog[];
+  /** Body bytes sent for a pack-relative path (all requests), or for all paths. */
+  bytesSent(path?: string): number;
+  /** Per pack-relative path: see Override. */
   overrides: Map<string, Override>;
   close(): Promise<void>;
 }
 
-/** Serve `dir` under /pack/, writing bodies in 4 KiB pieces so the client sees several reads per file. */
+const LAST_MODIFIED = 'Tue, 21 Nov 2023 06:40:00 GMT';
+
+/**
+ * Serve `dir` under /pack/ with single-range support (206, Content-Range, 416), a strong ETag (content hash)
+ * honoured in If-Range, writing bodies in 4 KiB pieces so the client sees several reads per file.
+ */
 export async function startServer(dir: string): Promise<PackServer> {
   const requests = new Map<string, number>();
   const overrides = new Map<string, Override>();
+  const log: RequestLog[] = [];
   const server: Server = createServer((req, res) => {
     void (async () => {
       const urlPath = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
       requests.set(urlPath, (requests.get(urlPath) ?? 0) + 1);
       const rel = urlPath.replace(/^\/pack\//, '');
+      const range = req.headers.range ?? null;
+      const ifRange = (req.headers['if-range'] as string | undefined) ?? null;
+      const entry: RequestLog = { path: rel, range, ifRange, status: 0, bytesSent: 0 };
+      log.push(entry);
       const o = overrides.get(rel);
-      if (o && 'status' in o) return void res.writeHead(o.status).end();
+      if (o?.times !== undefined && --o.times <= 0) overrides.delete(rel);
+      if (o?.status !== undefined) {
+        entry.status = o.status;
+        return void res.writeHead(o.status).end();
+      }
       let body: Uint8Array;
       try {
-        body = o && 'body' in o ? o.body : await readFile(join(dir, rel));
+        body = o?.body ?? (await readFile(join(dir, rel)));
       } catch {
+        entry.status = 404;
         return void res.writeHead(404).end();
       }
-      res.writeHead(200, { 'content-length': String(body.byteLength) });
-      for (let off = 0; off < body.byteLength && !res.destroyed; off += 4096) {
-        res.write(body.subarray(off, off + 4096));
+      const etag = o?.etag ?? `"${sha256(body).slice(0, 32)}"`;
+      const headers: Record<string, string> = o?.noValidators ? {} : { etag, 'last-modified': LAST_MODIFIED };
+      headers['accept-ranges'] = 'bytes';
+      let start = 0;
+      let end = body.byteLength - 1;
+      let status = 200;
+      const m = range && !o?.ignoreRange ? /^bytes=(\d+)-(\d*)$/.exec(range) : null;
+      const validatorOk = ifRange === null || ifRange === etag || ifRange === LAST_MODIFIED;
+      if (m && validatorOk) {
+        start = Number(m[1]);
+        if (m[2]) end = Math.min(end, Number(m[2]));
+        if (start >= body.byteLength) {
+          entry.status = 416;
+          return void res.writeHead(416, { 'content-range': `bytes */${body.byteLength}` }).end();
+        }
+        status = 206;
+        headers['content-range'] = `bytes ${start}-${end}/${body.byteLength}`;
+      }
+      const part = body.slice(start, end + 1);
+      if (o?.corruptAt !== undefined && o.corruptAt >= start && o.corruptAt <= end) part[o.corruptAt - start]! ^= 0xff;
+      entry.status = status;
+      res.writeHead(status, { ...headers, 'content-length': String(part.byteLength) });
+      const limit = o?.cutAfter ?? Infinity;
+      for (let off = 0; off < part.byteLength && !res.destroyed; off += 4096) {
+        const piece = part.subarray(off, Math.min(off + 4096, part.byteLength, limit));
+        if (piece.byteLength > 0) {
+          await new Promise<void>((r) => res.write(piece, () => r()));
+          entry.bytesSent += piece.byteLength;
+        }
+        if (entry.bytesSent >= limit) {
+          await new Promise((r) => setTimeout(r, 20));
+          res.destroy();
+          return;
+        }
         await new Promise((r) => setTimeout(r, 1));
       }
       res.end();
@@ -101,6 +184,9 @@ export async function startServer(dir: string): Promise<PackServer> {
     baseUrl: `http://127.0.0.1:${port}/pack`,
     requests,
     count: (p) => requests.get(`/pack/${p}`) ?? 0,
+    log,
+    logOf: (p) => log.filter((l) => l.path === p),
+    bytesSent: (p) => log.filter((l) => p === undefined || l.path === p).reduce((s, l) => s + l.bytesSent, 0),
     overrides,
     close: () =>
       new Promise((r) => {

@@ -52,7 +52,7 @@ describe.each(['blob', 'arraybuffer'] as const)('installPack (%s chunks)', (chun
 
   it('installs, lists and opens a pack whose files equal the source, chunked at chunkBytes', async () => {
     const events: InstallProgress[] = [];
-    const m = await installPack(server.baseUrl, { store, onProgress: (e) => events.push(e), progressIntervalMs: 0 });
+    const { manifest: m } = await installPack(server.baseUrl, { store, onProgress: (e) => events.push(e), progressIntervalMs: 0 });
     expect(m.id).toBe('test-pack');
 
     const total = [...pack.bytes.values()].reduce((s, b) => s + b.byteLength, 0);
