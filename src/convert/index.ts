@@ -75,6 +75,8 @@ export interface ComponentReport {
   matmulBytesBefore: number;
   matmulBytesAfter: number;
   quantized: QuantizedMatMul[];
+  /** MatMul/Gemm nodes with constant weights left in float (policy, K not a multiple of the block, transA…). */
+  floatMatMuls: number;
   embeddings: QuantizedEmbedding[];
   recon: ReconStats & { relError: number; cosine: number; worst?: { weight: string; relError: number } };
   fp16?: Fp16Report;
@@ -187,6 +189,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
       fp16 = convertToFp16(g, { component: name, ioTypes });
     }
     pruneInits(g);
+    const floatMatMuls = g.nodes.filter((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && g.inits.has(n.input?.[1] ?? '')).length;
     g.nodes = topoSort(g.nodes, new Set([...g.inputs.map((i) => i.name ?? ''), ...g.inits.keys()]));
 
     const dir = join(out, name);
@@ -256,6 +259,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
       matmulBytesBefore: matmulBefore,
       matmulBytesAfter: matmulAfter,
       quantized,
+      floatMatMuls,
       embeddings,
       recon: { ...recon, relError: relError(recon), cosine: cosine(recon), ...(worst ? { worst } : {}) },
       sourceHadBf16: hadBf16,
@@ -366,7 +370,7 @@ export function formatComponent(r: ComponentReport): string {
   lines.push(`${r.component} [${r.mode}${r.sourceHadBf16 ? ', bf16 source → fp32' : ''}${r.stages > 1 ? `, ${r.stages} stages` : ''}]: weights ${fmtBytes(r.bytesBefore)} → ${fmtBytes(r.bytesAfter)} (${ratio(r.bytesBefore, r.bytesAfter)}), ${r.files.length} files ${fmtBytes(r.filesBytes)}`);
   if (r.quantized.length || r.embeddings.length) {
     const bits = [...new Set(r.quantized.map((q) => `int${q.params.bits}/b${q.params.block}${q.params.symmetric ? ' sym' : ' asym'}`))].join(', ');
-    lines.push(`  MatMul weights: ${r.quantized.length} matrices (${bits})${r.embeddings.length ? ` + ${r.embeddings.length} int8 embedding table(s)` : ''}: ${fmtBytes(r.matmulBytesBefore)} → ${fmtBytes(r.matmulBytesAfter)} (${ratio(r.matmulBytesBefore, r.matmulBytesAfter)})`);
+    lines.push(`  MatMul weights: ${r.quantized.length} matrices (${bits})${r.floatMatMuls ? `, ${r.floatMatMuls} left float` : ''}${r.embeddings.length ? ` + ${r.embeddings.length} int8 embedding table(s)` : ''}: ${fmtBytes(r.matmulBytesBefore)} → ${fmtBytes(r.matmulBytesAfter)} (${ratio(r.matmulBytesBefore, r.matmulBytesAfter)})`);
     if (r.recon.count) {
       lines.push(`  per-MatMul reconstruction ‖xW − xŴ‖/‖xW‖ on random x: ${r.recon.relError.toExponential(3)} overall, cos ${r.recon.cosine.toFixed(6)}`);
       const worst = [...r.quantized].filter((q) => q.relError !== undefined).sort((a, b) => b.relError! - a.relError!).slice(0, 3);
