@@ -9,7 +9,8 @@
  *   (MatMulNBits' default, so no zero_points input).
  * - q = clamp(roundf(w · (1/scale) + zp), 0, 2^bits − 1) in float32; dequantized ŵ = (q − zp) · scale.
  * - B is [N, K/block, block·bits/8] (W transposed), low nibble first; scales [N·K/block] float32;
- *   4-bit zero points packed two per byte along the blocks of a column (low nibble first), [N·⌈nb/2⌉].
+ *   4-bit zero points packed two per byte along the blocks of a column (low nibble first), [N·⌈nb/2⌉], an odd
+ *   column padded with 8 (kMid) as MLAS does.
  */
 
 export interface QuantParams {
@@ -213,7 +214,7 @@ export function quantizeMatrix(w: Float32Array, K: number, N: number, layout: 'K
       if (zeroPoints && zps) {
         const zOff = n * zpPerCol;
         if (o.bits === 8) zeroPoints.set(zps, zOff);
-        else for (let b = 0; b < nb; b += 2) zeroPoints[zOff + (b >> 1)] = (zps[b]! & 0xf) | (b + 1 < nb ? (zps[b + 1]! & 0xf) << 4 : 0);
+        else for (let b = 0; b < nb; b += 2) zeroPoints[zOff + (b >> 1)] = (zps[b]! & 0xf) | ((b + 1 < nb ? zps[b + 1]! : 8) & 0xf) << 4;
       }
       if (sampled && x && deq) {
         for (let r = 0; r < rows; r++) {
