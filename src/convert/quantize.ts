@@ -101,8 +101,9 @@ function quantizeColumn(
   bOff: number,
   scales: Float32Array,
   sOff: number,
-  zps: Uint8Array | null,
-  deq: Float32Array | null,
+  zps: Uint8Array,
+  deq: Float32Array,
+  wantDeq: boolean,
 ): void {
   const qmax = (1 << p.bits) - 1;
   const mid = 1 << (p.bits - 1);
@@ -132,7 +133,7 @@ function quantizeColumn(
       zp = zf < 0 ? 0 : zf > qmax ? qmax : roundf(zf);
     }
     scales[sOff + b] = scale;
-    if (zps) zps[b] = zp;
+    zps[b] = zp;
     const rs = scale !== 0 ? fround(1 / scale) : 0;
     const base = bOff + b * blob;
     if (p.bits === 8) {
@@ -140,7 +141,7 @@ function quantizeColumn(
         let q = roundf(fround(fround(col[k0 + i]! * rs) + zp));
         q = q < 0 ? 0 : q > qmax ? qmax : q;
         B[base + i] = q;
-        if (deq) deq[k0 + i] = fround((q - zp) * scale);
+        if (wantDeq) deq[k0 + i] = fround((q - zp) * scale);
       }
     } else {
       for (let i = 0; i < p.block; i += 2) {
@@ -149,12 +150,32 @@ function quantizeColumn(
         let q1 = roundf(fround(fround(col[k0 + i + 1]! * rs) + zp));
         q1 = q1 < 0 ? 0 : q1 > qmax ? qmax : q1;
         B[base + (i >> 1)] = q0 | (q1 << 4);
-        if (deq) {
+        if (wantDeq) {
           deq[k0 + i] = fround((q0 - zp) * scale);
           deq[k0 + i + 1] = fround((q1 - zp) * scale);
         }
       }
     }
+  }
+}
+
+function accumulateRecon(x: Float32Array, rows: number, K: number, w: Float32Array, deq: Float32Array, stats: ReconStats): void {
+  for (let r = 0; r < rows; r++) {
+    let y = 0;
+    let yq = 0;
+    const xo = r * K;
+    for (let k = 0; k < K; k++) {
+      const xv = x[xo + k]!;
+      y += xv * w[k]!;
+      yq += xv * deq[k]!;
+    }
+    const e = y - yq;
+    stats.sumSqRef += y * y;
+    stats.sumSqErr += e * e;
+    stats.dot += y * yq;
+    stats.sumSqQ += yq * yq;
+    stats.maxAbsErr = Math.max(stats.maxAbsErr, Math.abs(e));
+    stats.count++;
   }
 }
 
@@ -180,14 +201,14 @@ export function quantizeMatrix(w: Float32Array, K: number, N: number, layout: 'K
   const scales = new Float32Array(N * nb);
   const zpPerCol = Math.ceil((nb * o.bits) / 8);
   const zeroPoints = o.symmetric ? undefined : new Uint8Array(N * zpPerCol);
-  const zps = o.symmetric ? null : new Uint8Array(nb);
+  const zps = new Uint8Array(nb);
   const alpha = o.alpha ?? 1;
 
   const rows = o.reconRows ?? 0;
   const stats = emptyStats();
   const x = rows > 0 ? randomNormals(rows * K, o.seed ?? 1234) : null;
   const colStride = rows > 0 ? Math.max(1, Math.ceil(N / (o.reconMaxCols ?? 256))) : 0;
-  const deq = rows > 0 ? new Float32Array(K) : null;
+  const deq = new Float32Array(rows > 0 ? K : 0);
 
   const TILE = 64;
   const tile = new Float32Array(TILE * K);
@@ -210,31 +231,13 @@ export function quantizeMatrix(w: Float32Array, K: number, N: number, layout: 'K
         c = col;
       }
       const sampled = rows > 0 && n % colStride === 0;
-      quantizeColumn(c, K, o, B, n * nb * blob, scales, n * nb, zps, sampled ? deq : null);
-      if (zeroPoints && zps) {
+      quantizeColumn(c, K, o, B, n * nb * blob, scales, n * nb, zps, deq, sampled);
+      if (zeroPoints) {
         const zOff = n * zpPerCol;
         if (o.bits === 8) zeroPoints.set(zps, zOff);
         else for (let b = 0; b < nb; b += 2) zeroPoints[zOff + (b >> 1)] = (zps[b]! & 0xf) | ((b + 1 < nb ? zps[b + 1]! : 8) & 0xf) << 4;
       }
-      if (sampled && x && deq) {
-        for (let r = 0; r < rows; r++) {
-          let y = 0;
-          let yq = 0;
-          const xo = r * K;
-          for (let k = 0; k < K; k++) {
-            const xv = x[xo + k]!;
-            y += xv * c[k]!;
-            yq += xv * deq[k]!;
-          }
-          const e = y - yq;
-          stats.sumSqRef += y * y;
-          stats.sumSqErr += e * e;
-          stats.dot += y * yq;
-          stats.sumSqQ += yq * yq;
-          stats.maxAbsErr = Math.max(stats.maxAbsErr, Math.abs(e));
-          stats.count++;
-        }
-      }
+      if (sampled && x) accumulateRecon(x, rows, K, c, deq, stats);
     }
   }
   const q: QuantizedWeight = { K, N, nBlocks: nb, B, scales };
