@@ -162,6 +162,14 @@ export function partition(g: ComponentGraph, budget: number, types: Map<string, 
     return { nodes: [...dup, ...own], inputs: stageInputs };
   });
   plans.forEach((p, k) => {
+    // Drop nodes whose results only later stages use (Constants and shape arithmetic they recompute).
+    for (;;) {
+      const read = new Set<string>(outputsNeeded[k]);
+      for (const n of p.nodes) for (const x of reads(n)) read.add(x);
+      const before = p.nodes.length;
+      p.nodes = p.nodes.filter((n) => (n.output ?? []).some((o) => o && read.has(o)));
+      if (p.nodes.length === before) break;
+    }
     const used = new Set<string>();
     for (const n of p.nodes) for (const x of reads(n)) if (g.inits.has(x)) used.add(x);
     const inits = [...used].map((x) => g.inits.get(x)!);
