@@ -47,6 +47,8 @@ export interface ConvertOptions {
   int8Layers?: string;
   /** Default: false for int4 (zero points), true for int8 (keeps int8 ≥ 3.5× smaller than fp32 at block 32). */
   symmetric?: boolean;
+  /** Per-block range search for the least squared error (same format; slower). Default off (ORT's RTN). */
+  mseSearch?: boolean;
   /** int8 per-row tables for Gather embeddings with at least this many elements (int modes; 0 = off). */
   embeddingMinElements?: number;
   shardMb?: number;
@@ -110,7 +112,7 @@ const MIB = 2 ** 20;
 function paramsFor(mode: QuantMode, o: ConvertOptions): QuantParams | null {
   if (mode !== 'int4' && mode !== 'int8') return null;
   const bits = mode === 'int4' ? 4 : 8;
-  return { bits, block: o.blockSize ?? 32, symmetric: o.symmetric ?? bits === 8 };
+  return { bits, block: o.blockSize ?? 32, symmetric: o.symmetric ?? bits === 8, ...(o.mseSearch ? { mseSearch: true } : {}) };
 }
 
 const WO_NAME = /(^|[^a-z0-9])wo([^a-z0-9]|$)/i;
@@ -169,12 +171,13 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
     const params = paramsFor(mode, options);
     if (params) {
       const woMode = options.t5Wo ?? (params.bits === 4 ? 'int8' : 'same');
-      const woParams: QuantParams | null = woMode === 'fp32' ? null : woMode === 'int8' ? { bits: 8, block: params.block, symmetric: options.symmetric ?? true } : params;
+      const search = options.mseSearch ? { mseSearch: true } : {};
+      const woParams: QuantParams | null = woMode === 'fp32' ? null : woMode === 'int8' ? { bits: 8, block: params.block, symmetric: options.symmetric ?? true, ...search } : params;
       let woFallback = false;
       if (name === 't5') woFallback = !g.nodes.some((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && (WO_NAME.test(n.name ?? '') || WO_NAME.test(n.input?.[1] ?? '')));
       const int8Src = name === 'transformer' ? (options.int8Layers ?? DEFAULT_INT8_LAYERS) : '';
       const int8Re = int8Src ? new RegExp(int8Src, 'i') : null;
-      const int8Params: QuantParams = { bits: 8, block: params.block, symmetric: options.symmetric ?? true };
+      const int8Params: QuantParams = { bits: 8, block: params.block, symmetric: options.symmetric ?? true, ...search };
       const policy: QuantPolicy = ({ node, weight, K, N }) => {
         if (name === 't5' && (WO_NAME.test(node.name ?? '') || WO_NAME.test(weight) || (woFallback && K > N))) return woParams;
         if (params.bits === 4 && int8Re && (int8Re.test(node.name ?? '') || int8Re.test(weight))) return int8Params;

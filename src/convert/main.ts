@@ -25,6 +25,8 @@ Quantization:
                               embedding and output layers; '' = none)
   --block-size 32|64|128      MatMulNBits block along K (default 32: the fast WebGPU path)
   --symmetric | --asymmetric  zero points or not (default: asymmetric int4, symmetric int8)
+  --mse-search                per-block range search for the least squared error (same format, ~6× slower;
+                              default: ORT's round-to-nearest min/max)
   --embeddings-min <n>        int8 per-row tables for Gather embeddings ≥ n elements (default 1048576; 0 = off)
 
 Output:
@@ -75,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
         'block-size': { type: 'string' },
         symmetric: { type: 'boolean' },
         asymmetric: { type: 'boolean' },
+        'mse-search': { type: 'boolean' },
         'embeddings-min': { type: 'string' },
         'shard-mb': { type: 'string' },
         'max-stage-mb': { type: 'string' },
@@ -125,6 +128,7 @@ export async function main(argv: string[]): Promise<number> {
     set('int8Layers', s('int8-layers'));
     set('blockSize', num(s('block-size'), '--block-size'));
     set('symmetric', values.symmetric ? true : values.asymmetric ? false : undefined);
+    set('mseSearch', values['mse-search'] ? true : undefined);
     set('embeddingMinElements', num(s('embeddings-min'), '--embeddings-min'));
     set('shardMb', num(s('shard-mb'), '--shard-mb'));
     set('maxStageMb', num(s('max-stage-mb'), '--max-stage-mb'));

@@ -174,7 +174,7 @@ export function quantizeMatMuls(g: ComponentGraph, policy: QuantPolicy): Quantiz
       continue;
     }
     const alpha = op === 'Gemm' ? attrFloat(n, 'alpha', 1) : 1;
-    const key = `${wName}|${layout}|${alpha}|${params.bits}|${params.block}|${params.symmetric}`;
+    const key = `${wName}|${layout}|${alpha}|${params.bits}|${params.block}|${params.symmetric}|${params.mseSearch ?? false}`;
     let q = cache.get(key);
     if (!q) {
       const base = `${wName}_q${params.bits}${cache.size ? `_${cache.size}` : ''}`;

@@ -17,7 +17,14 @@ export interface QuantParams {
   bits: 4 | 8;
   block: number;
   symmetric: boolean;
+  /**
+   * Search each block's range (shrinking min/max by up to 20 %) for the smallest squared error instead of plain
+   * min/max (ORT's RTN). Same format and kernel; ~6× slower to quantize.
+   */
+  mseSearch?: boolean;
 }
+
+const SEARCH_RATIOS = [1, 0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.8];
 
 export interface QuantizedWeight {
   K: number;
@@ -118,19 +125,44 @@ function quantizeColumn(
       if (v < mn) mn = v;
       if (v > mx) mx = v;
     }
-    let scale: number;
-    let zp: number;
-    if (p.symmetric) {
-      const m = Math.abs(mx) > Math.abs(mn) ? mx : mn;
-      scale = fround(-m / mid);
-      zp = mid;
-    } else {
-      mn = Math.min(mn, 0);
-      mx = Math.max(mx, 0);
-      scale = fround(fround(mx - mn) / qmax);
-      let zf = mn;
-      if (scale !== 0) zf = fround(0 - fround(mn / scale));
-      zp = zf < 0 ? 0 : zf > qmax ? qmax : roundf(zf);
+    let scale = 0;
+    let zp = 0;
+    let bestErr = Infinity;
+    const ratios = p.mseSearch ? SEARCH_RATIOS : SEARCH_RATIOS.slice(0, 1);
+    for (const r of ratios) {
+      let sc: number;
+      let z: number;
+      if (p.symmetric) {
+        const m = Math.abs(mx) > Math.abs(mn) ? mx : mn;
+        sc = fround(fround(-m * r) / mid);
+        z = mid;
+      } else {
+        const lo = fround(Math.min(mn, 0) * r);
+        const hi = fround(Math.max(mx, 0) * r);
+        sc = fround(fround(hi - lo) / qmax);
+        let zf = lo;
+        if (sc !== 0) zf = fround(0 - fround(lo / sc));
+        z = zf < 0 ? 0 : zf > qmax ? qmax : roundf(zf);
+      }
+      if (ratios.length === 1) {
+        scale = sc;
+        zp = z;
+        break;
+      }
+      const rsc = sc !== 0 ? fround(1 / sc) : 0;
+      let err = 0;
+      for (let i = 0; i < p.block; i++) {
+        const v = col[k0 + i]!;
+        let q = roundf(fround(fround(v * rsc) + z));
+        q = q < 0 ? 0 : q > qmax ? qmax : q;
+        const d = v - fround((q - z) * sc);
+        err += d * d;
+      }
+      if (err < bestErr) {
+        bestErr = err;
+        scale = sc;
+        zp = z;
+      }
     }
     scales[sOff + b] = scale;
     zps[b] = zp;

@@ -48,8 +48,9 @@ describe('MatMulNBits quantization', () => {
     [{ bits: 4, block: 64, symmetric: false }, K],
     [{ bits: 8, block: 32, symmetric: true }, K],
     [{ bits: 8, block: 32, symmetric: false }, 96],
+    [{ bits: 4, block: 32, symmetric: false, mseSearch: true }, K],
   ] as [QuantParams, number][]) {
-    it(`ORT's kernel computes A·dequant(W) (${p.bits}-bit, block ${p.block}, ${p.symmetric ? 'symmetric' : 'zero points'}, K=${k})`, async () => {
+    it(`ORT's kernel computes A·dequant(W) (${p.bits}-bit, block ${p.block}, ${p.symmetric ? 'symmetric' : 'zero points'}${p.mseSearch ? ', MSE search' : ''}, K=${k})`, async () => {
       const w = wAll.subarray(0, k * N);
       const K = k;
       const { q, stats } = quantizeMatrix(w, K, N, 'KN', { ...p, reconRows: 4 });
@@ -83,6 +84,20 @@ describe('MatMulNBits quantization', () => {
       await s.release();
     });
   }
+
+  it('--mse-search never increases a block\'s squared error over min/max RTN', () => {
+    for (const symmetric of [false, true]) {
+      const rtn = dequantize(quantizeMatrix(w, K, N, 'KN', { bits: 4, block: 32, symmetric }).q, { bits: 4, block: 32, symmetric });
+      const mse = dequantize(quantizeMatrix(w, K, N, 'KN', { bits: 4, block: 32, symmetric, mseSearch: true }).q, { bits: 4, block: 32, symmetric });
+      let eR = 0;
+      let eM = 0;
+      for (let i = 0; i < w.length; i++) {
+        eR += (w[i]! - rtn[i]!) ** 2;
+        eM += (w[i]! - mse[i]!) ** 2;
+      }
+      expect(eM).toBeLessThan(eR);
+    }
+  });
 
   it('[N, K] (Gemm transB) weights quantize to the same blocks as their [K, N] transpose', () => {
     const p: QuantParams = { bits: 4, block: 32, symmetric: false };
