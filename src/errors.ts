@@ -17,6 +17,10 @@ export type FluxErrorCode =
   | 'model_io_mismatch' // a graph's inputs/outputs don't match what the pipeline needs
   | 'webgpu_unavailable' // no navigator.gpu / no adapter
   | 'missing_gpu_feature' // e.g. an fp16 graph on an adapter without shader-f16
+  | 'device_lost' // the GPU device was lost (driver reset, other tab, sleep); the client recovers
+  | 'out_of_memory' // a GPU allocation failed
+  | 'gpu_error' // WebGPU reported an error during the operation, so its result cannot be trusted
+  | 'insufficient_capacity' // the capacity probe says this device cannot run the pack
   | 'not_loaded' // generate() before a pack is loaded
   | 'cancelled' // the caller cancelled
   | 'busy' // a second operation while one is running

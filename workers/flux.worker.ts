@@ -1,11 +1,21 @@
-/** The web worker: onnxruntime-web's native WebGPU EP + IndexedDB packs, exposed over Comlink. */
+/**
+ * The web worker: onnxruntime-web's native WebGPU EP (JSPI build where supported, see src/worker/load-ort.ts)
+ * with IndexedDB packs, exposed over Comlink. The worker's name may force a build: `flux:asyncify`.
+ */
 import * as Comlink from 'comlink';
-import * as ort from 'onnxruntime-web/webgpu';
-import type { OrtApi } from '../src/runtime/ort-api.js';
 import { registerErrorTransfer } from '../src/worker/error-transfer.js';
-import { createFluxWorkerApi } from '../src/worker/flux-worker-api.js';
+import { createFluxWorkerApi, type FluxWorkerApi } from '../src/worker/flux-worker-api.js';
 import { installReadbackCounter } from '../src/worker/gpu-readback-counter.js';
+import { loadOrtWeb, preferredOrtBuild, type OrtBuild } from '../src/worker/load-ort.js';
 
 registerErrorTransfer();
 installReadbackCounter();
-Comlink.expose(createFluxWorkerApi({ ort: ort as unknown as OrtApi }));
+const forced = /^flux:(jspi|asyncify)$/.exec(self.name)?.[1] as OrtBuild | undefined;
+const build = forced ?? preferredOrtBuild();
+const api: Promise<FluxWorkerApi> = loadOrtWeb(build).then((ort) => createFluxWorkerApi({ ort, ortBuild: build }));
+// Expose at once (messages sent before the ORT module has loaded must not be lost); calls wait for it.
+Comlink.expose(
+  new Proxy({} as FluxWorkerApi, {
+    get: (_, key) => async (...args: unknown[]) => ((await api)[key as keyof FluxWorkerApi] as (...a: unknown[]) => unknown)(...args),
+  }),
+);

@@ -2,7 +2,7 @@
  * The page: talks only to FluxClient (which owns the worker). Installs/loads packs, runs generations with
  * progress and cancel, shows results and errors in place.
  */
-import { FluxClient, type FluxOutput, type GenerateProgressEvent, type PackInfo } from '../client/flux-client.js';
+import { FluxClient, type ClientEvent, type FluxOutput, type GenerateProgressEvent, type PackInfo } from '../client/flux-client.js';
 import { isFluxError } from '../errors.js';
 import type { InstalledPackInfo, InstallProgress, LocalPackFile } from '../client/flux-client.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
@@ -271,6 +271,8 @@ async function loadPack(id: string): Promise<void> {
     });
     setProgress(null, '');
     ui.modelStatus.textContent = `Loaded: ${info.name}${info.testPack ? ' — test pack: random weights, abstract output' : ''}`;
+    const capacity = (await client.info()).capacity;
+    if (capacity) ui.modelStatus.title = `${capacity.reason} ${capacity.checks.map((c) => `${c.name}: ${c.detail}`).join('; ')}`;
     ui.modelStatus.dataset.loaded = info.packId ?? '';
     ui.steps.max = String(info.config.maxSteps);
     ui.generate.disabled = false;
@@ -384,8 +386,21 @@ async function onSubmit(ev: SubmitEvent): Promise<void> {
   }
 }
 
+/** The client recovered from a GPU failure on its own: say what happened, in place. */
+function showClientEvent(e: ClientEvent): void {
+  const notice = document.getElementById('notice')!;
+  const what = e.reason === 'device_lost' ? 'The GPU was reset' : e.reason === 'out_of_memory' ? 'The GPU ran out of memory' : 'The GPU reported an error';
+  notice.textContent =
+    e.type === 'recovering'
+      ? `${what}; restarting the model from this browser's storage…`
+      : `${what}; the model was reloaded${e.reason === 'out_of_memory' ? ' with a smaller memory plan' : ''} and the request retried.`;
+  notice.hidden = false;
+}
+
 async function start(): Promise<void> {
-  client = await FluxClient.create();
+  // ?ort=asyncify|jspi forces an onnxruntime-web build (for comparing them; the default picks JSPI where supported).
+  const ort = new URLSearchParams(location.search).get('ort');
+  client = await FluxClient.create({ onEvent: showClientEvent, ...(ort === 'jspi' || ort === 'asyncify' ? { ortBuild: ort } : {}) });
   (globalThis as unknown as { flux: FluxClient }).flux = client; // handle for developers and tests
   initInstallUi();
   ui.size.addEventListener('change', () => {

@@ -10,7 +10,7 @@
  */
 import * as Comlink from 'comlink';
 import type { FluxTimings, GenerateProgressEvent, LoadedModelInfo, LoadProgressEvent, SafetyReport } from '../engine/flux-engine.js';
-import { toFluxError } from '../errors.js';
+import { FluxError, isFluxError, toFluxError } from '../errors.js';
 import { toDataUri } from '../image/encode.js';
 import { resolveModelConfig } from '../pipeline/config.js';
 import { validateRequest, type FluxSchnellInput } from '../pipeline/request.js';
@@ -19,6 +19,7 @@ import type { LocalPackFile } from '../storage/file-installer.js';
 import type { InstallProgress } from '../storage/pack-installer.js';
 import { requestPersistence, type StorageStatus } from '../storage/storage-status.js';
 import type { FileCheck } from '../storage/sha256.js';
+import type { CapacityDecision } from '../runtime/capacity.js';
 import { registerErrorTransfer } from '../worker/error-transfer.js';
 import type { FluxWorkerApi, InstalledPackInfo, RuntimeInfo } from '../worker/flux-worker-api.js';
 
@@ -55,20 +56,40 @@ function askPersistence(): Promise<unknown> {
   return Promise.race([requestPersistence(), new Promise((r) => setTimeout(r, 2000))]);
 }
 
+/** Something the client did on its own that the app may want to show. */
+export type ClientEvent =
+  | { type: 'recovering'; reason: 'device_lost' | 'out_of_memory' | 'gpu_error'; message: string }
+  | { type: 'recovered'; reason: 'device_lost' | 'out_of_memory' | 'gpu_error'; packId: string | null; gpuMemoryLimitBytes: number | null };
+
+export interface FluxClientOptions {
+  /** Creates the worker; called again to replace it after a GPU failure. Default: the bundled flux worker. */
+  createWorker?: () => Worker;
+  /** Force an onnxruntime-web build for the bundled worker (default: JSPI where supported; see load-ort.ts). */
+  ortBuild?: 'jspi' | 'asyncify';
+  onEvent?: (e: ClientEvent) => void;
+}
+
+/** Failures after which the worker's GPU state is gone or suspect: replace the worker, reload, retry once. */
+const RECOVERABLE = new Set(['device_lost', 'out_of_memory', 'gpu_error']);
+
 export class FluxClient {
   private loaded: LoadedModelInfo | null = null;
   private readonly urls = new Set<string>();
+  private worker: Worker;
+  private api: Comlink.Remote<FluxWorkerApi>;
+  private gpuMemoryLimitBytes: number | null = null;
 
-  private constructor(
-    private readonly worker: Worker,
-    private readonly api: Comlink.Remote<FluxWorkerApi>,
-  ) {}
+  private constructor(private readonly options: Required<Pick<FluxClientOptions, 'createWorker'>> & FluxClientOptions) {
+    this.worker = options.createWorker();
+    this.api = Comlink.wrap<FluxWorkerApi>(this.worker);
+  }
 
-  /** Start the worker. Pass a Worker to host it yourself (e.g. a custom bundle). */
-  static async create(worker?: Worker): Promise<FluxClient> {
+  /** Start the worker (see FluxClientOptions to host it yourself or to hear about recoveries). */
+  static async create(options: FluxClientOptions = {}): Promise<FluxClient> {
     registerErrorTransfer();
-    const w = worker ?? new Worker(new URL('../../workers/flux.worker.ts', import.meta.url), { type: 'module', name: 'flux' });
-    return new FluxClient(w, Comlink.wrap<FluxWorkerApi>(w));
+    const name = options.ortBuild ? `flux:${options.ortBuild}` : 'flux';
+    const createWorker = options.createWorker ?? (() => new Worker(new URL('../../workers/flux.worker.ts', import.meta.url), { type: 'module', name }));
+    return new FluxClient({ ...options, createWorker });
   }
 
   info(): Promise<RuntimeInfo> {
@@ -107,8 +128,20 @@ export class FluxClient {
     return this.call(() => this.api.deletePack(packId));
   }
   async loadPack(packId: string, onProgress?: (e: LoadProgressEvent) => void): Promise<LoadedModelInfo> {
-    this.loaded = await this.call(() => this.api.loadPack(packId, onProgress ? Comlink.proxy(onProgress) : undefined));
+    const load = () => this.call(() => this.api.loadPack(packId, onProgress ? Comlink.proxy(onProgress) : undefined));
+    this.loaded = await this.withRecovery(load, () => undefined);
     return this.loaded;
+  }
+
+  /** Can this device run an installed pack locally, and with which components resident? */
+  probeCapacity(packId: string): Promise<CapacityDecision> {
+    return this.call(() => this.api.probeCapacity(packId));
+  }
+
+  /** Cap the GPU memory models may use (null: none); applies from the next loadPack. */
+  async setGpuMemoryLimit(bytes: number | null): Promise<void> {
+    await this.call(() => this.api.setGpuMemoryLimit(bytes));
+    this.gpuMemoryLimitBytes = bytes;
   }
   get loadedModel(): LoadedModelInfo | null {
     return this.loaded;
@@ -123,7 +156,10 @@ export class FluxClient {
     const onAbort = () => void this.api.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const r = await this.call(() => this.api.generate(input, onProgress ? Comlink.proxy(onProgress) : undefined));
+      const run = () => this.call(() => this.api.generate(input, onProgress ? Comlink.proxy(onProgress) : undefined));
+      const r = await this.withRecovery(run, () => {
+        if (signal?.aborted) throw new FluxError('cancelled', 'Generation was cancelled.');
+      });
       const sync = input.sync_mode ?? false;
       const images = r.images.map((img) => {
         let url: string;
@@ -154,6 +190,49 @@ export class FluxClient {
     for (const i of output.images) {
       if (this.urls.delete(i.url)) URL.revokeObjectURL(i.url);
     }
+  }
+
+  /**
+   * Run `op`; if the worker's GPU failed (device lost, out of memory, untrusted result), replace the worker,
+   * reload the pack from IndexedDB — under a lower memory limit after out-of-memory — and run `op` once more.
+   */
+  private async withRecovery<T>(op: () => Promise<T>, beforeRetry: () => void): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      if (!isFluxError(e) || !RECOVERABLE.has(e.code)) throw e;
+      const reason = e.code as 'device_lost' | 'out_of_memory' | 'gpu_error';
+      this.options.onEvent?.({ type: 'recovering', reason, message: e.message });
+      if (reason === 'out_of_memory') {
+        // Ask for the next smaller residency plan: a limit just below what the current one needed.
+        const info = await this.api.info().catch(() => null);
+        const needed = info?.capacity?.neededBytes;
+        if (info?.capacity?.plan === 'all-transient' || needed === undefined) throw e;
+        this.gpuMemoryLimitBytes = needed - 1;
+      }
+      await this.restartWorker();
+      this.options.onEvent?.({ type: 'recovered', reason, packId: this.loaded?.packId ?? null, gpuMemoryLimitBytes: this.gpuMemoryLimitBytes });
+      beforeRetry();
+      return op();
+    }
+  }
+
+  /** A fresh worker (new GPU device, new sessions), with the same memory limit and pack as before. */
+  private async restartWorker(): Promise<void> {
+    this.api[Comlink.releaseProxy]();
+    this.worker.terminate();
+    this.worker = this.options.createWorker();
+    this.api = Comlink.wrap<FluxWorkerApi>(this.worker);
+    if (this.gpuMemoryLimitBytes !== null) await this.call(() => this.api.setGpuMemoryLimit(this.gpuMemoryLimitBytes));
+    if (this.loaded?.packId) this.loaded = await this.call(() => this.api.loadPack(this.loaded!.packId!));
+  }
+
+  /** Testing hooks: lose the GPU device / make the next operation see a GPU error. */
+  loseDeviceForTesting(): Promise<void> {
+    return this.call(() => this.api.loseDeviceForTesting());
+  }
+  injectGpuFailureForTesting(kind: 'out-of-memory' | 'validation'): Promise<void> {
+    return this.call(() => this.api.injectGpuFailureForTesting(kind));
   }
 
   terminate(): void {

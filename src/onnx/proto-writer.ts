@@ -77,12 +77,23 @@ export interface ScalarInitializer {
   dims: readonly number[];
 }
 
+/** A float32 initializer whose bytes live in an external-data file (ONNX `data_location: EXTERNAL`). */
+export interface ExternalInitializer {
+  name: string;
+  dims: readonly number[];
+  /** File name relative to the graph, offset and length in bytes. */
+  location: string;
+  offset: number;
+  length: number;
+}
+
 export interface GraphSpec {
   name: string;
   inputs: ValueInfo[];
   outputs: ValueInfo[];
   nodes: NodeSpec[];
   initializers?: ScalarInitializer[];
+  externalInitializers?: ExternalInitializer[];
   opset?: number;
 }
 
@@ -129,6 +140,22 @@ function initializer(t: ScalarInitializer): ProtoBuffer {
   return p;
 }
 
+function externalInitializer(t: ExternalInitializer): ProtoBuffer {
+  const p = new ProtoBuffer();
+  for (const d of t.dims) p.int(1, d);
+  p.int(2, OnnxDataType.FLOAT);
+  p.string(8, t.name);
+  for (const [k, v] of [
+    ['location', t.location],
+    ['offset', String(t.offset)],
+    ['length', String(t.length)],
+  ] as const) {
+    p.message(13, new ProtoBuffer().string(1, k).string(2, v));
+  }
+  p.int(14, 1); // DataLocation.EXTERNAL
+  return p;
+}
+
 /** Serialize a graph as an ONNX model (IR 8, default domain at `opset`, 17 unless given). */
 export function encodeModel(g: GraphSpec): Uint8Array {
   const graph = new ProtoBuffer();
@@ -143,6 +170,7 @@ export function encodeModel(g: GraphSpec): Uint8Array {
   });
   graph.string(2, g.name);
   for (const t of g.initializers ?? []) graph.message(5, initializer(t));
+  for (const t of g.externalInitializers ?? []) graph.message(5, externalInitializer(t));
   for (const v of g.inputs) graph.message(11, valueInfo(v));
   for (const v of g.outputs) graph.message(12, valueInfo(v));
   const opset = new ProtoBuffer().string(1, '').int(2, g.opset ?? 17);

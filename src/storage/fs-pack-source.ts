@@ -103,7 +103,7 @@ export async function verifyPack(
       loadedBytes += f.size;
       continue;
     }
-    const hasher = new Sha256Hasher();
+    const hasher = await Sha256Hasher.create();
     for await (const piece of createReadStream(p, { highWaterMark: 1 << 20 })) {
       hasher.update(piece as Buffer);
       loadedBytes += (piece as Buffer).byteLength;

@@ -408,7 +408,7 @@ export async function verifyInstalledPack(
       loadedBytes += f.size;
       continue;
     }
-    const hasher = new Sha256Hasher();
+    const hasher = await Sha256Hasher.create();
     const fileStart = loadedBytes;
     const recorded = fr.chunkSha256?.length === fr.chunkCount ? fr.chunkSha256 : undefined;
     const hashes: string[] = [];

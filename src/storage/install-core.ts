@@ -24,6 +24,9 @@ import { chunkSha256, Sha256Hasher } from './sha256.js';
 import { checkQuota, defaultStorage, formatSize, requestPersistence, type StorageLike } from './storage-status.js';
 
 /** Why stored bytes of a file were dropped (all or from some chunk on). */
+/** Chunk writes queued behind the network reads (each holds one chunk in memory). */
+const WRITES_IN_FLIGHT = 2;
+
 export type RestartReason =
   /** A Range request was answered 200 with the whole file: the server ignores ranges. */
   | 'range_ignored'
@@ -321,7 +324,7 @@ class InstallRun {
    * hasher. Cuts the file at the first chunk that is missing, short or does not match.
    */
   private async checkStoredPrefix(f: PackFile, rec: FileRecord): Promise<{ rec: FileRecord; hasher: Sha256Hasher }> {
-    const hasher = new Sha256Hasher();
+    const hasher = await Sha256Hasher.create();
     const recorded = rec.chunkSha256?.length === rec.chunkCount ? rec.chunkSha256 : undefined;
     const hashes: string[] = [];
     const cb = rec.chunkBytes;
@@ -422,11 +425,13 @@ class InstallRun {
       if (cur) await store.deleteFileData(cur.rec);
       rec = store.newFileRecord(packId, f, opened.validator);
       await store.putFileRecord(rec);
-      hasher = new Sha256Hasher();
+      hasher = await Sha256Hasher.create();
     }
 
     const chunkBytes = rec.chunkBytes;
-    const newBuf = (): Uint8Array<ArrayBuffer> => new Uint8Array(Math.max(1, Math.min(chunkBytes, f.size - rec.bytesDone)));
+    // Bytes handed to the chunk writer so far (rec.bytesDone lags behind while writes are queued).
+    let queuedBytes = rec.bytesDone;
+    const newBuf = (): Uint8Array<ArrayBuffer> => new Uint8Array(Math.max(1, Math.min(chunkBytes, f.size - queuedBytes)));
     let buf = newBuf();
     let fill = 0;
     let fileLoaded = rec.bytesDone;
@@ -453,41 +458,61 @@ class InstallRun {
     };
     this.meter.add(performance.now(), this.stats.bytesFetched);
 
-    for (;;) {
-      let value: Uint8Array | null;
-      try {
-        value = await opened.read();
-      } catch (e) {
-        if (this.signal.aborted) throw installCancelled();
-        throw this.networkError(f, fileLoaded - startLoaded, e);
-      }
-      if (value === null) break;
-      if (fileLoaded + value.byteLength > f.size) {
-        opened.cancel();
-        throw await this.corrupt(f, rec, `the source sent more than the manifest's ${f.size} bytes`, { expectedSize: f.size, actualSize: fileLoaded + value.byteLength });
-      }
-      hasher.update(value);
-      for (let off = 0; off < value.byteLength; ) {
-        const n = Math.min(buf.byteLength - fill, value.byteLength - off);
-        buf.set(value.subarray(off, off + n), fill);
-        fill += n;
-        off += n;
-        if (fill === buf.byteLength) {
-          const digest = chunkSha256(buf);
-          rec = await store.appendChunk(rec, buf, await digest);
-          buf = newBuf();
-          fill = 0;
+    // Full chunks are written behind the network reads (at most WRITES_IN_FLIGHT queued, so memory stays
+    // bounded): reading, hashing and IndexedDB writes overlap instead of taking turns.
+    let writes: Promise<void> = Promise.resolve();
+    let inFlight = 0;
+    const queueChunk = async (chunk: Uint8Array<ArrayBuffer>): Promise<void> => {
+      queuedBytes += chunk.byteLength;
+      const digest = chunkSha256(chunk);
+      inFlight++;
+      writes = writes.then(async () => {
+        rec = await store.appendChunk(rec, chunk, await digest);
+        inFlight--;
+      });
+      if (inFlight >= WRITES_IN_FLIGHT) await writes;
+    };
+    try {
+      for (;;) {
+        let value: Uint8Array | null;
+        try {
+          value = await opened.read();
+        } catch (e) {
+          if (this.signal.aborted) throw installCancelled();
+          throw this.networkError(f, fileLoaded - startLoaded, e);
         }
+        if (value === null) break;
+        if (fileLoaded + value.byteLength > f.size) {
+          opened.cancel();
+          await writes;
+          throw await this.corrupt(f, rec, `the source sent more than the manifest's ${f.size} bytes`, { expectedSize: f.size, actualSize: fileLoaded + value.byteLength });
+        }
+        hasher.update(value);
+        for (let off = 0; off < value.byteLength; ) {
+          const n = Math.min(buf.byteLength - fill, value.byteLength - off);
+          buf.set(value.subarray(off, off + n), fill);
+          fill += n;
+          off += n;
+          if (fill === buf.byteLength) {
+            await queueChunk(buf);
+            buf = newBuf();
+            fill = 0;
+          }
+        }
+        fileLoaded += value.byteLength;
+        this.stats.bytesFetched += value.byteLength;
+        this.setDone(f.path, fileLoaded);
+        if (this.signal.aborted) {
+          opened.cancel();
+          throw installCancelled();
+        }
+        emit(false);
       }
-      fileLoaded += value.byteLength;
-      this.stats.bytesFetched += value.byteLength;
-      this.setDone(f.path, fileLoaded);
-      if (this.signal.aborted) {
-        opened.cancel();
-        throw installCancelled();
-      }
-      emit(false);
+    } finally {
+      // Whatever happens, the chunks already read are stored (a resume continues after them).
+      await writes.catch(() => undefined);
     }
+    await writes; // surfaces a failed write (e.g. quota) after the loop
     // Buffers are sized to the bytes still expected, so a full-length body has flushed its last chunk;
     // anything left in `buf` means the body came up short.
     if (fileLoaded !== f.size) throw await this.corrupt(f, rec, `got ${fileLoaded} bytes, manifest says ${f.size}`, { expectedSize: f.size, actualSize: fileLoaded });

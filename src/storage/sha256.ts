@@ -1,30 +1,39 @@
 /**
- * SHA-256 for pack verification. @noble/hashes rather than WebCrypto because `crypto.subtle.digest` is
- * one-shot: hashing a 2 GB file would need it whole in memory. noble is incremental (~140 MB/s in V8).
+ * SHA-256 for pack verification. Whole files are hashed incrementally as they stream (WebCrypto's digest is
+ * one-shot: a 2 GB file would have to be whole in memory) with hash-wasm's WASM SHA-256 (~310 MB/s here, vs
+ * ~145 MB/s for @noble/hashes, which remains the synchronous one-shot fallback for small inputs).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { createSHA256, type IHasher } from 'hash-wasm';
 
 /** Slice size when hashing a Blob: bounds memory to one slice, not the whole Blob. */
 export const HASH_SLICE_BYTES = 8 * 1024 * 1024;
 
 /** Incremental hasher: feed bytes as they stream in, read the hex digest once at the end. */
 export class Sha256Hasher {
-  private readonly h = sha256.create();
+  private constructor(private readonly h: IHasher) {}
+
+  static async create(): Promise<Sha256Hasher> {
+    const h = await createSHA256();
+    h.init();
+    return new Sha256Hasher(h);
+  }
+
   update(bytes: Uint8Array): this {
     this.h.update(bytes);
     return this;
   }
   /** Lowercase hex, the manifest's format. Finalises the hasher. */
   hex(): string {
-    return bytesToHex(this.h.digest());
+    return this.h.digest('hex');
   }
 }
 
 /** Hex SHA-256 of bytes or of a Blob, read in slices of `sliceBytes`. */
 export async function sha256Hex(data: Uint8Array | Blob, sliceBytes = HASH_SLICE_BYTES): Promise<string> {
   if (data instanceof Uint8Array) return bytesToHex(sha256(data));
-  const h = new Sha256Hasher();
+  const h = await Sha256Hasher.create();
   for (let off = 0; off < data.size; off += sliceBytes) {
     h.update(new Uint8Array(await data.slice(off, off + sliceBytes).arrayBuffer()));
   }

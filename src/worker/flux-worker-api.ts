@@ -8,8 +8,11 @@ import { FluxError, toFluxError } from '../errors.js';
 import { canvasJpegEncoder, type JpegEncoder } from '../image/encode.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
 import type { ExecutionTarget, OrtApi } from '../runtime/ort-api.js';
+import type { OrtBuild } from './load-ort.js';
 import type { BackendStats, RuntimeEnv } from '../runtime/ort-backend.js';
 import { gpuReadbackCount } from './gpu-readback-counter.js';
+import { GpuHealth } from './gpu-health.js';
+import { decideCapacity, measureAllocatable, memoryOptions, packNeeds, planBytes, type CapacityDecision } from '../runtime/capacity.js';
 import { createFluxGpu, type FluxGpu, type WebGpuReport } from '../runtime/webgpu-device.js';
 import { deletePack, listPacks, openInstalledPack, verifyInstalledPack, type PackInfo } from '../storage/indexeddb-pack-store.js';
 import { installPack, type InstallProgress, type InstallResult, type InstallStats } from '../storage/pack-installer.js';
@@ -25,6 +28,12 @@ export interface RuntimeInfo {
   ortVersion: string;
   crossOriginIsolated: boolean;
   loaded: LoadedModelInfo | null;
+  /** The capacity decision for the loaded pack (null when nothing is loaded). */
+  capacity: CapacityDecision | null;
+  /** The user's cap on GPU memory for models, or null. */
+  gpuMemoryLimitBytes: number | null;
+  /** The onnxruntime-web build in use. */
+  ortBuild: OrtBuild | null;
 }
 
 export interface FluxWorkerApi {
@@ -51,6 +60,17 @@ export interface FluxWorkerApi {
   cancel(): void;
   /** Counters of the last generation (time in session.run, read-backs) and GPU map-for-read calls so far. */
   stats(): Promise<(BackendStats & { gpuMapReads: number }) | null>;
+  /**
+   * Can this device run an installed pack locally, and how (which components stay resident)? Measures an
+   * allocation test the first time per pack; `loadPack` uses the same decision.
+   */
+  probeCapacity(packId: string): Promise<CapacityDecision>;
+  /** Cap the GPU memory models may use (null: no cap). Takes effect at the next loadPack. */
+  setGpuMemoryLimit(bytes: number | null): void;
+  /** Destroy the GPU device, as a driver reset would (tests and the "simulate" button only). */
+  loseDeviceForTesting(): Promise<void>;
+  /** Make the next operation observe a GPU error of this kind (tests only). */
+  injectGpuFailureForTesting(kind: 'out-of-memory' | 'validation'): Promise<void>;
 }
 
 /** What an install returns: the pack as listPacks shows it, plus persistence and what the install did. */
@@ -64,6 +84,8 @@ export interface WorkerDeps {
   ort: OrtApi;
   /** 'webgpu' in the browser (default); tests run the same API on onnxruntime-node's 'cpu'. */
   target?: ExecutionTarget;
+  /** Which onnxruntime-web build `ort` is (load-ort.ts); JSPI runs single-threaded. */
+  ortBuild?: OrtBuild;
   /** Defaults to navigator.gpu. */
   gpu?: () => Promise<FluxGpu>;
   store?: PackStore;
@@ -75,13 +97,18 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
   let gpuPromise: Promise<FluxGpu> | null = null;
   let gpuError: string | null = null;
   let engine: FluxEngine | null = null;
+  let health: GpuHealth | null = null;
+  let capacity: CapacityDecision | null = null;
+  const capacityCache = new Map<string, CapacityDecision>();
+  let gpuMemoryLimitBytes: number | null = null;
   let installAbort: AbortController | null = null;
   const generations = new Set<AbortController>();
 
-  // ORT runs inside this worker already: no proxy worker; threads only where the page is cross-origin isolated.
+  // ORT runs inside this worker already: no proxy worker. Threads need cross-origin isolation, and the JSPI
+  // build's on-demand external-data loading stalls with them (load-ort.ts).
   if (deps.ort.env.wasm) {
     deps.ort.env.wasm.proxy = false;
-    if (!globalThis.crossOriginIsolated) deps.ort.env.wasm.numThreads = 1;
+    if (!globalThis.crossOriginIsolated || deps.ortBuild === 'jspi') deps.ort.env.wasm.numThreads = 1;
   }
 
   async function gpu(): Promise<FluxGpu> {
@@ -90,6 +117,7 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
         (g) => {
           // ORT's WebGPU EP runs on our device, with the adapter's real limits.
           deps.ort.env.webgpu.device = g.device as never;
+          health = new GpuHealth(g.device);
           return g;
         },
         (e: unknown) => {
@@ -111,6 +139,40 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
       engine = new FluxEngine({ runtime, jpeg: deps.jpeg ?? canvasJpegEncoder });
     }
     return engine;
+  }
+
+  /** Run a GPU operation; if the device was lost or reported an error meanwhile, fail with that instead. */
+  async function guarded<T>(op: () => Promise<T>): Promise<T> {
+    health?.assertUsable();
+    const mark = health?.mark() ?? 0;
+    let result: T;
+    try {
+      result = await op();
+    } catch (e) {
+      throw health?.failureSince(mark, e) ?? e;
+    }
+    const failure = health?.failureSince(mark);
+    if (failure) throw failure;
+    return result;
+  }
+
+  async function decideFor(packId: string): Promise<CapacityDecision> {
+    const key = `${packId}:${gpuMemoryLimitBytes ?? 'none'}`;
+    const cached = capacityCache.get(key);
+    if (cached) return cached;
+    const source = await openInstalledPack(packId, storeOpt);
+    const needs = packNeeds(source.manifest);
+    let decision: CapacityDecision;
+    if ((deps.target ?? 'webgpu') !== 'webgpu') {
+      decision = decideCapacity(needs, { features: [], limits: {}, allocatableBytes: null, userLimitBytes: gpuMemoryLimitBytes });
+    } else {
+      const g = await gpu();
+      const target = planBytes(needs)['all-resident'];
+      const allocatable = await guarded(() => measureAllocatable(g.device, gpuMemoryLimitBytes === null ? target : Math.min(target, gpuMemoryLimitBytes)));
+      decision = decideCapacity(needs, { features: g.report.features, limits: g.report.limits, allocatableBytes: allocatable, userLimitBytes: gpuMemoryLimitBytes });
+    }
+    capacityCache.set(key, decision);
+    return decision;
   }
 
   /** One install at a time per worker; cancelInstall aborts it. */
@@ -147,6 +209,9 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
         ortVersion: deps.ort.env.versions.web ?? deps.ort.env.versions.common,
         crossOriginIsolated: Boolean(globalThis.crossOriginIsolated),
         loaded: engine?.info ?? null,
+        capacity: engine?.info ? capacity : null,
+        gpuMemoryLimitBytes,
+        ortBuild: deps.ortBuild ?? null,
       };
     },
 
@@ -172,7 +237,18 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
 
     async loadPack(packId, onProgress) {
       const source = await openInstalledPack(packId, storeOpt);
-      return (await getEngine()).loadPack(source, { ...(onProgress ? { onProgress } : {}) });
+      const decision = await decideFor(packId);
+      // A missing feature is reported by the runtime's own check below, which names the component and the
+      // feature (missing_gpu_feature); every other refusal is about capacity.
+      const onlyFeatures = decision.checks.every((c) => c.ok || c.name === 'features');
+      if (!decision.canRunLocally && !onlyFeatures) throw new FluxError('insufficient_capacity', decision.reason, { details: { capacity: decision } });
+      const e = await getEngine();
+      const memory = memoryOptions(decision, packNeeds(source.manifest));
+      const info = await guarded(() =>
+        e.loadPack(source, { ...(onProgress ? { onProgress } : {}), resident: new Set(decision.resident), ...(memory ? { memory } : {}) }),
+      );
+      capacity = decision;
+      return info;
     },
 
     async unload() {
@@ -184,7 +260,8 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
       const controller = new AbortController();
       generations.add(controller);
       try {
-        const result = await engine.generate(input, { signal: controller.signal, ...(onProgress ? { onProgress } : {}) });
+        const e = engine;
+        const result = await guarded(() => e.generate(input, { signal: controller.signal, ...(onProgress ? { onProgress } : {}) }));
         return Comlink.transfer(result, result.images.map((i) => i.bytes.buffer as ArrayBuffer));
       } finally {
         generations.delete(controller);
@@ -198,6 +275,23 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     async stats() {
       const s = engine?.stats;
       return s ? { ...s, gpuMapReads: gpuReadbackCount() } : null;
+    },
+
+    probeCapacity: (packId) => decideFor(packId),
+
+    setGpuMemoryLimit(bytes) {
+      if (bytes !== null && !(Number.isFinite(bytes) && bytes > 0)) throw new FluxError('invalid_input', 'gpuMemoryLimit: must be a positive number of bytes or null', { field: 'gpuMemoryLimit' });
+      gpuMemoryLimitBytes = bytes;
+    },
+
+    async loseDeviceForTesting() {
+      (await gpu()).device.destroy();
+      await new Promise((r) => setTimeout(r, 0)); // let device.lost settle
+    },
+
+    async injectGpuFailureForTesting(kind) {
+      await gpu();
+      health!.injectForTesting(kind);
     },
   };
 }
