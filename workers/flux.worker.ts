@@ -1,5 +1,5 @@
 /**
- * The web worker: onnxruntime-web's native WebGPU EP (JSPI build where supported, see src/worker/load-ort.ts)
+ * The web worker: onnxruntime-web's native WebGPU EP (asyncify build; JSPI opt-in, see src/worker/load-ort.ts)
  * with IndexedDB packs, exposed over Comlink. The worker's name may force a build: `flux:asyncify`.
  */
 import * as Comlink from 'comlink';
@@ -10,7 +10,7 @@ import { loadOrtWeb, preferredOrtBuild, type OrtBuild } from '../src/worker/load
 
 registerErrorTransfer();
 installReadbackCounter();
-const forced = /^flux:(jspi|asyncify)$/.exec(self.name)?.[1] as OrtBuild | undefined;
+const forced = /^flux:(jspi|asyncify)$/.exec(self.name)?.[1] as OrtBuild | undefined; // e.g. ?ort=jspi in the app
 const build = forced ?? preferredOrtBuild();
 const api: Promise<FluxWorkerApi> = loadOrtWeb(build).then((ort) => createFluxWorkerApi({ ort, ortBuild: build }));
 // Expose at once (messages sent before the ORT module has loaded must not be lost); calls wait for it.

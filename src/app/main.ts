@@ -398,7 +398,7 @@ function showClientEvent(e: ClientEvent): void {
 }
 
 async function start(): Promise<void> {
-  // ?ort=asyncify|jspi forces an onnxruntime-web build (for comparing them; the default picks JSPI where supported).
+  // ?ort=jspi|asyncify picks the onnxruntime-web build (default asyncify; see src/worker/load-ort.ts).
   const ort = new URLSearchParams(location.search).get('ort');
   client = await FluxClient.create({ onEvent: showClientEvent, ...(ort === 'jspi' || ort === 'asyncify' ? { ortBuild: ort } : {}) });
   (globalThis as unknown as { flux: FluxClient }).flux = client; // handle for developers and tests

@@ -64,7 +64,7 @@ export type ClientEvent =
 export interface FluxClientOptions {
   /** Creates the worker; called again to replace it after a GPU failure. Default: the bundled flux worker. */
   createWorker?: () => Worker;
-  /** Force an onnxruntime-web build for the bundled worker (default: JSPI where supported; see load-ort.ts). */
+  /** The onnxruntime-web build for the bundled worker (default asyncify; JSPI loads with less memory, see load-ort.ts). */
   ortBuild?: 'jspi' | 'asyncify';
   onEvent?: (e: ClientEvent) => void;
 }

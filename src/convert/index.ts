@@ -116,6 +116,36 @@ function paramsFor(mode: QuantMode, o: ConvertOptions): QuantParams | null {
 }
 
 const WO_NAME = /(^|[^a-z0-9])wo([^a-z0-9]|$)/i;
+/** The output projection, which maps straight to the predicted velocity. */
+export const OUTPUT_INT8_LAYERS = '^/?(proj_out|final_layer)[./]';
+
+/** Keep the conditioning layers in int8 only while they cost at most this share of the MatMul weights. */
+const INT8_LAYERS_MAX_SHARE = 0.02;
+
+/**
+ * Default int8 layers of an int4 transformer: the conditioning and embedding layers plus the output projection
+ * (as community int4 FLUX builds do) when they are a small share of the weights — ~0.4% in FLUX.1 — else only the
+ * output projection, so a small model still gets int4's size. Shares are by weight elements of constant-weight
+ * MatMul/Gemm nodes.
+ */
+export function defaultInt8Layers(g: ComponentGraph): string {
+  const re = new RegExp(DEFAULT_INT8_LAYERS, 'i');
+  let total = 0;
+  let kept = 0;
+  for (const n of g.nodes) {
+    if (n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;
+    const w = g.inits.get(n.input?.[1] ?? '');
+    if (!w) continue;
+    const size = w.dims.reduce((a, b) => a * b, 1);
+    total += size;
+    if (re.test(n.name ?? '') || re.test(w.name)) kept += size;
+  }
+  return total > 0 && kept / total <= INT8_LAYERS_MAX_SHARE ? DEFAULT_INT8_LAYERS : OUTPUT_INT8_LAYERS;
+}
+
+/** Components with more weights than this are split into stages (0 disables). */
+export const DEFAULT_MAX_STAGE_MB = 512;
+
 /** diffusers and BFL names of the FLUX conditioning/embedding/output layers. */
 export const DEFAULT_INT8_LAYERS = '^/?(time_text_embed|time_in|vector_in|guidance_in|x_embedder|context_embedder|img_in|txt_in|proj_out|norm_out|final_layer)[./]';
 
@@ -175,7 +205,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
       const woParams: QuantParams | null = woMode === 'fp32' ? null : woMode === 'int8' ? { bits: 8, block: params.block, symmetric: options.symmetric ?? true, ...search } : params;
       let woFallback = false;
       if (name === 't5') woFallback = !g.nodes.some((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && (WO_NAME.test(n.name ?? '') || WO_NAME.test(n.input?.[1] ?? '')));
-      const int8Src = name === 'transformer' ? (options.int8Layers ?? DEFAULT_INT8_LAYERS) : '';
+      const int8Src = name === 'transformer' ? (options.int8Layers ?? defaultInt8Layers(g)) : '';
       const int8Re = int8Src ? new RegExp(int8Src, 'i') : null;
       const int8Params: QuantParams = { bits: 8, block: params.block, symmetric: options.symmetric ?? true, ...search };
       const policy: QuantPolicy = ({ node, weight, K, N }) => {
@@ -204,9 +234,11 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
     const weightsName = mode === 'int4' ? 'int4' : mode === 'int8' ? 'int8' : mode === 'fp16' ? 'float16' : 'float32';
     const spec: ComponentSpec = { dtype: 'float32', weights: weightsName, requiredFeatures: mode === 'fp16' ? ['shader-f16'] : [] };
     const base = { name: g.name, opsetImport: g.opsetImport, irVersion: g.irVersion };
-    if (name === 'transformer' && options.maxStageMb) {
-      const types = inferTypes(g);
-      const stages = partition(g, options.maxStageMb * MIB, types);
+    // Any component over the stage budget is split: a session's external data is read whole by onnxruntime-web's
+    // asyncify build, so a stage bounds the JS memory one session load needs (docs/runtime.md).
+    const stageMb = options.maxStageMb ?? DEFAULT_MAX_STAGE_MB;
+    const stages = stageMb > 0 ? partition(g, stageMb * MIB, inferTypes(g)) : [];
+    if (stages.length > 1) {
       stageWeights = stages.map((s) => s.weightBytes);
       log(`${name}: ${stages.length} stages, weights ${stageWeights.map((b) => (b / MIB).toFixed(1)).join(' / ')} MiB`);
       stages.forEach((st, k) => {
@@ -222,6 +254,8 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
       if (w.externalData.length) spec.externalData = w.externalData;
     }
     bytesIn += ctx.bytesIn;
+    const maxTensor = Math.max(0, ...written.map((w) => w.maxTensorBytes));
+    if (maxTensor > 0) spec.maxTensorBytes = maxTensor;
     const compFiles = written.flatMap((w) => [w.graph, ...w.data]);
     files.push(...compFiles);
 

@@ -32,7 +32,7 @@ Quantization:
 Output:
   --out <dir>                 pack folder (its component folders and manifest.json are replaced)
   --shard-mb <N>              external-data shard size limit in MiB (default 512; tensors are never split)
-  --max-stage-mb <N>          split the transformer into stages of ≤ N MiB of weights
+  --max-stage-mb <N>          split components with more than N MiB of weights into stages (default 512)
   --id <id> --name <text> --description <text> --license <text> --test-pack
   --verify-mb <N>             compare with the original on ORT CPU when its weights are ≤ N MiB (default 2048)
   --recon-rows <n>            random rows for the per-MatMul reconstruction error (default 4; 0 = off)

@@ -142,6 +142,8 @@ export interface WrittenGraph {
   /** `{ path: location in graph, file: pack path }` for the manifest. */
   externalData: { path: string; file: string }[];
   weightBytes: number;
+  /** Bytes of the largest tensor (it must fit one GPU storage binding). */
+  maxTensorBytes: number;
 }
 
 /**
@@ -153,6 +155,7 @@ export function writeGraph(g: GraphToWrite, absDir: string, relDir: string, base
   const wanted = new Set(g.inits.map((i) => i.name));
   const tensors = new Map<string, TensorProto>();
   let weightBytes = 0;
+  let maxTensorBytes = 0;
   // Jobs in order of first use.
   const order: Job[] = [];
   const seen = new Set<number>();
@@ -164,6 +167,7 @@ export function writeGraph(g: GraphToWrite, absDir: string, relDir: string, base
         if (!wanted.has(o.name)) return;
         const bytes = outs[k]!;
         weightBytes += bytes.length;
+        maxTensorBytes = Math.max(maxTensorBytes, bytes.length);
         const t: TensorProto = { name: o.name, dims: o.dims, dataType: o.dataType };
         if (bytes.length <= INLINE_MAX) t.rawData = new Uint8Array(bytes);
         else {
@@ -203,6 +207,7 @@ export function writeGraph(g: GraphToWrite, absDir: string, relDir: string, base
     data: shards.files,
     externalData: shards.locations.map((l) => ({ path: l, file: relDir ? `${relDir}/${l}` : l })),
     weightBytes,
+    maxTensorBytes,
   };
 }
 

@@ -39,7 +39,8 @@ export interface GraphFiles {
 }
 
 /**
- * A component is one graph (`graph`) or several run in sequence (`stages`), for models too large for one session.
+ * A component is one graph (`graph`) or several run in sequence (`stages`), for models too large for one session
+ * (or whose load should be bounded: onnxruntime-web's asyncify build reads a session's external data whole).
  * Stage graphs exchange tensors by name: stage k may take any of the component's inputs and any output of stages
  * before it; the last stage produces the component's output. Intermediate tensors stay on the device.
  */
@@ -214,7 +215,6 @@ export function parseManifest(json: unknown): PackManifest {
     if (!isObject(c)) throw bad('must be an object', field);
     if ((c.graph === undefined) === (c.stages === undefined)) throw bad('needs exactly one of "graph" or "stages"', field);
     if (c.stages !== undefined) {
-      if (name !== 'transformer') throw bad('only the transformer can be split into stages', `${field}.stages`);
       if (!Array.isArray(c.stages) || c.stages.length === 0) throw bad('must be a non-empty array', `${field}.stages`);
       c.stages.forEach((st, i) => {
         if (!isObject(st)) throw bad('must be an object', `${field}.stages[${i}]`);

@@ -35,7 +35,7 @@ export class ComponentSession {
     try {
       for (const [k, graph] of source.graphs.entries()) {
         try {
-          sessions.push(await graph.create(env.ort, sessionOptionsFor(env), env.target === 'webgpu' ? webgpuTuner(name, config) : undefined));
+          sessions.push(await graph.create(env.ort, sessionOptionsFor(env), env.target === 'webgpu' ? webgpuTuner(name, config) : undefined, env.externalDataStaging));
         } catch (e) {
           if (e instanceof FluxError) throw e;
           const what = source.graphs.length > 1 ? `stage ${k + 1}/${source.graphs.length} of ${name}` : name;
@@ -164,6 +164,15 @@ function webgpuTuner(name: ComponentName, config: FluxModelConfig): GraphTuner {
       ...(forceCpuNodeNames?.length ? { executionProviders: [{ name: 'webgpu', forceCpuNodeNames }] } : {}),
     };
   };
+}
+
+/**
+ * Fail at load, not at the first generation, when a component's declared features are missing: components that
+ * are not resident are only created when their stage runs.
+ */
+export function checkDeclaredFeatures(env: RuntimeEnv, name: ComponentName, source: ComponentSource): void {
+  const missing = missingFeatures(env, source, source.dtype);
+  if (missing.length) throw featureError(name, source, missing);
 }
 
 function missingFeatures(env: RuntimeEnv, source: ComponentSource, floatType?: FloatDtype): string[] {

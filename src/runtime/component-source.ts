@@ -6,7 +6,8 @@ import { FluxError } from '../errors.js';
 import { COMPONENT_NAMES, componentGraphs, type ComponentName, type ComponentSpec, type GraphFiles, type PackManifest } from '../pack/manifest.js';
 import { resolveModelConfig, type FluxModelConfig } from '../pipeline/config.js';
 import { loadClipTokenizer, loadT5Tokenizer, type ClipTokenizer, type T5Tokenizer } from '../pipeline/tokenizers.js';
-import { readJsonFile, toBytes, type PackSource } from '../storage/pack-source.js';
+import { readJsonFile, toBytes, type PackFileData, type PackSource } from '../storage/pack-source.js';
+import type { ExternalDataStaging } from './external-data-staging.js';
 import type { OrtApi, OrtSession, OrtSessionOptions } from './ort-api.js';
 
 export interface ComponentSource {
@@ -25,9 +26,10 @@ export interface GraphSource {
   readonly label: string;
   /**
    * Create the session. `tune`, when given, sees the graph bytes and returns options to merge (graph-dependent
-   * placement on WebGPU); it forces the graph to be read into memory, so the CPU path passes none.
+   * placement on WebGPU); it forces the graph to be read into memory, so the CPU path passes none. `staging`,
+   * when given, receives Blob external data (onnxruntime-web builds that read external data whole).
    */
-  create(ort: OrtApi, options: OrtSessionOptions, tune?: GraphTuner): Promise<OrtSession>;
+  create(ort: OrtApi, options: OrtSessionOptions, tune?: GraphTuner, staging?: ExternalDataStaging): Promise<OrtSession>;
 }
 
 export type GraphTuner = (graph: Uint8Array, options: OrtSessionOptions) => OrtSessionOptions;
@@ -43,7 +45,7 @@ export interface BackendSources {
 function packGraph(source: PackSource, name: ComponentName, files: GraphFiles): GraphSource {
   return {
     label: `${name} (${files.graph} from ${source.description})`,
-    async create(ort, options, tune) {
+    async create(ort, options, tune, staging) {
       // onnxruntime-node reads the graph and its external data from disk itself (mmap, no JS copies).
       if (!tune && source.localPath && ort.env.versions.node) {
         return ort.InferenceSession.create(source.localPath(files.graph), options);
@@ -54,12 +56,19 @@ function packGraph(source: PackSource, name: ComponentName, files: GraphFiles): 
       // WebGPU EP for the realm when it fails; see docs/webgpu-testing.md).
       // onnxruntime-node takes bytes only; onnxruntime-web also takes Blobs (no copy into the JS heap).
       const asBytes = Boolean(ort.env.versions.node);
-      const externalData = [];
+      const externalData: { path: string; data: PackFileData }[] = [];
       for (const x of files.externalData ?? []) {
         const data = await source.getFile(x.file);
         externalData.push({ path: x.path, data: asBytes ? await toBytes(data) : data });
       }
-      return ort.InferenceSession.create(graph, { ...options, ...(externalData.length ? { externalData } : {}) });
+      const create = (ext: { path: string; data: PackFileData }[]) =>
+        ort.InferenceSession.create(graph, { ...options, ...(ext.length ? { externalData: ext } : {}) });
+      const blobs = externalData.filter((x): x is { path: string; data: Blob } => x.data instanceof Blob);
+      if (!staging || blobs.length === 0 || blobs.length !== externalData.length) return create(externalData);
+      return staging.use(
+        blobs.map((x) => x.data),
+        (views) => create(blobs.map((x, i) => ({ path: x.path, data: views[i]! }))),
+      );
     },
   };
 }

@@ -15,7 +15,8 @@ import { castGraph, eulerStepGraph, gatherRowsGraph, tileGraph, vaeInputGraph, t
 import type { LatentShape } from '../pipeline/latents.js';
 import type { ClipTokenizer, T5Tokenizer } from '../pipeline/tokenizers.js';
 import type { ComponentIo, TensorSlot } from './component-io.js';
-import { ComponentSession, sessionOptionsFor } from './component-session.js';
+import type { ExternalDataStaging } from './external-data-staging.js';
+import { ComponentSession, checkDeclaredFeatures, sessionOptionsFor } from './component-session.js';
 import { checkTextEncoders, type BackendSources } from './component-source.js';
 import { float16ToFloat32, float32ToFloat16 } from './float16.js';
 import type { ExecutionTarget, OrtApi, OrtSession, OrtSessionOptions, OrtTensor } from './ort-api.js';
@@ -29,6 +30,8 @@ export interface RuntimeEnv {
   sessionOptions?: OrtSessionOptions;
   /** Total GPU map-for-read operations so far in this realm (gpu-readback-counter.ts), for per-session stats. */
   gpuReadCounter?: () => number;
+  /** Reusable buffer for Blob external data (onnxruntime-web's asyncify build); absent: Blobs go to ORT as is. */
+  externalDataStaging?: ExternalDataStaging;
 }
 
 export interface BackendLoadProgressEvent {
@@ -113,6 +116,7 @@ export class OrtFluxBackend implements FluxBackend {
       if (!sources.components[required]) throw new FluxError('invalid_input', `A ${required} graph is required.`, { field: required });
     }
     const present = PIPELINE_ORDER.filter((n) => sources.components[n]);
+    for (const n of present) checkDeclaredFeatures(env, n, sources.components[n]!);
     const resident = new Set(options.resident ? present.filter((n) => options.resident!.has(n)) : present);
     const backend = new OrtFluxBackend(env, sources, resident, options.memory);
     backend.loadListener = options.onProgress;

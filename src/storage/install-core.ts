@@ -25,7 +25,7 @@ import { checkQuota, defaultStorage, formatSize, requestPersistence, type Storag
 
 /** Why stored bytes of a file were dropped (all or from some chunk on). */
 /** Chunk writes queued behind the network reads (each holds one chunk in memory). */
-const WRITES_IN_FLIGHT = 2;
+const WRITES_IN_FLIGHT = 4;
 
 export type RestartReason =
   /** A Range request was answered 200 with the whole file: the server ignores ranges. */

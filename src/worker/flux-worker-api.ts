@@ -9,6 +9,7 @@ import { canvasJpegEncoder, type JpegEncoder } from '../image/encode.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
 import type { ExecutionTarget, OrtApi } from '../runtime/ort-api.js';
 import type { OrtBuild } from './load-ort.js';
+import { ExternalDataStaging } from '../runtime/external-data-staging.js';
 import type { BackendStats, RuntimeEnv } from '../runtime/ort-backend.js';
 import { gpuReadbackCount } from './gpu-readback-counter.js';
 import { GpuHealth } from './gpu-health.js';
@@ -136,6 +137,8 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
         target === 'webgpu'
           ? { ort: deps.ort, target, gpuFeatures: new Set((await gpu()).report.features), gpuReadCounter: gpuReadbackCount }
           : { ort: deps.ort, target };
+      // The JSPI build reads Blob external data on demand; the others read it whole (external-data-staging.ts).
+      if (deps.ortBuild !== 'jspi') runtime.externalDataStaging = new ExternalDataStaging();
       engine = new FluxEngine({ runtime, jpeg: deps.jpeg ?? canvasJpegEncoder });
     }
     return engine;

@@ -117,6 +117,7 @@ test('an fp16 graph on an adapter without shader-f16 is refused with a clear err
     m.components.vae_decoder!.dtype = 'float16';
   });
   const err = await installError(page, 'fp16-vae');
-  expect(err?.code).toBe('missing_gpu_feature');
+  expect(err, JSON.stringify(err)).not.toBeNull();
+  expect(err?.code, err?.message).toBe('missing_gpu_feature');
   expect(err?.message).toMatch(/vae_decoder: this GPU lacks WebGPU feature\(s\) shader-f16/);
 });

@@ -1,7 +1,8 @@
 /**
  * Browser memory limits: a pack whose shards total more than 2 GiB (no single ArrayBuffer could hold it) installs
  * into IndexedDB and loads into WebGPU sessions, with the worker's JS memory peak well below the pack size —
- * weights go from IndexedDB Blobs to the GPU without a whole-pack copy in JS. Then it generates.
+ * weights go from IndexedDB Blobs to the GPU one stage at a time (the default asyncify build reads a session's
+ * external data whole, so the peak follows the largest stage, not the pack). Then it generates.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,7 +54,8 @@ async function run(page: Page): Promise<void> {
   const t1 = Date.now();
   const loaded = await page.evaluate(() => window.flux.loadPack('flux-test-large'));
   const loadMs = Date.now() - t1;
-  expect(loaded.components.transformer).toMatchObject({ loaded: true });
+  expect(loaded.components.transformer).toMatchObject({ loaded: true, stages: pack.shards });
+  expect((await page.evaluate(() => window.flux.info())).ortBuild).toBe('asyncify');
   const loadPeak = heap.peak();
 
   const out = await page.evaluate(async () => {
@@ -66,7 +68,8 @@ async function run(page: Page): Promise<void> {
   const gb = pack.totalBytes / GiB;
   const report = {
     packGiB: gb.toFixed(2),
-    shards: pack.shards,
+    stages: pack.shards,
+    largestStageMiB: (pack.largestShardBytes / 1024 ** 2).toFixed(0),
     installMBps: ((pack.totalBytes / 1024 ** 2) / (installMs / 1000)).toFixed(0),
     loadGBps: (gb / (loadMs / 1000)).toFixed(2),
     baselineMiB: baseline ? ((baseline.usedBytes + baseline.backingBytes) / 1024 ** 2).toFixed(0) : 'n/a',
@@ -77,7 +80,9 @@ async function run(page: Page): Promise<void> {
   };
   console.log('large pack:', JSON.stringify(report));
   for (const [k, v] of Object.entries(report)) test.info().annotations.push({ type: k, description: String(v) });
-  // "Well below the pack size": the worker never holds more than a fraction of the weights in JS memory.
-  expect(loadPeak.totalBytes).toBeLessThan(0.2 * pack.totalBytes);
+  // "Well below the pack size": the worker never holds more than a fraction of the weights in JS memory: about one
+  // stage's weights (read whole by the asyncify build) plus ORT's wasm memory.
+  expect(loadPeak.totalBytes).toBeLessThan(0.3 * pack.totalBytes);
+  expect(loadPeak.totalBytes).toBeLessThan(3 * pack.largestShardBytes);
   expect(installPeak.totalBytes).toBeLessThan(0.2 * pack.totalBytes);
 }

@@ -14,7 +14,8 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-export async function serveDirectory(root: string): Promise<StaticServer> {
+/** `bytesPerSecond` paces every response (a stand-in for a real network link). */
+export async function serveDirectory(root: string, options: { bytesPerSecond?: number } = {}): Promise<StaticServer> {
   const stats = { requests: 0, bytesSent: 0 };
   const server = createServer((req, res) => {
     stats.requests++;
@@ -46,7 +47,19 @@ export async function serveDirectory(root: string): Promise<StaticServer> {
       res.writeHead(200, { ...headers, 'content-length': String(size) });
     }
     const stream = createReadStream(path, { start, end, highWaterMark: 1 << 20 });
-    stream.on('data', (c) => (stats.bytesSent += (c as Buffer).length));
+    const rate = options.bytesPerSecond;
+    const t0 = Date.now();
+    let sent = 0;
+    stream.on('data', (c) => {
+      stats.bytesSent += (c as Buffer).length;
+      sent += (c as Buffer).length;
+      if (!rate) return;
+      const ahead = (sent / rate) * 1000 - (Date.now() - t0);
+      if (ahead > 0) {
+        stream.pause();
+        setTimeout(() => stream.resume(), ahead);
+      }
+    });
     stream.pipe(res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { convertPack, type ConvertResult } from '../../../src/convert/index.js';
+import { convertPack, DEFAULT_INT8_LAYERS, defaultInt8Layers, OUTPUT_INT8_LAYERS, type ConvertResult } from '../../../src/convert/index.js';
 import { main as packMain } from '../../../src/convert/main.js';
 import { readModel } from '../../../src/convert/model-reader.js';
 import { attrInt } from '../../../src/convert/onnx.js';
@@ -16,7 +16,7 @@ import { TEST_PACK_DIR } from '../../support/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flux-convert-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const SHARD_MB = 0.05; // 51.2 KiB: several shards per component, larger than the test pack's biggest tensor
+const SHARD_MB = 0.04; // 41 KiB: several shards even for the int4 transformer; above the VAE's largest tensor (36 KiB)
 const src = (c: string) => join(TEST_PACK_DIR, c, 'model.onnx');
 
 /** MatMul/Gemm weight bytes of the original graph; MatMulNBits B+scales+zp bytes of the converted one (by bits). */
@@ -57,7 +57,7 @@ const results: Record<string, ConvertResult> = {};
 
 describe.each([
   { quant: 'int8' as const, minCos: 0.999, minShrink: 3.5 },
-  { quant: 'int4' as const, minCos: 0.99, minShrink: 5.0 },
+  { quant: 'int4' as const, minCos: 0.99, minShrink: 6.0 },
 ])('--quant $quant (block 32)', ({ quant, minCos, minShrink }) => {
   const out = join(tmp, quant);
   it('converts the test pack graphs; manifest valid, every file listed with matching size and sha256', async () => {
@@ -97,6 +97,22 @@ describe.each([
     for (const f of shards) expect(f.size).toBeLessThanOrEqual(SHARD_MB * 2 ** 20);
     expect(m.components.transformer.externalData!.length).toBeGreaterThanOrEqual(2);
     for (const x of m.components.transformer.externalData!) expect(x.file).toBe(`transformer/${x.path}`);
+  });
+});
+
+describe('default int8 layers of an int4 transformer', () => {
+  const fake = (layers: [string, number][]) =>
+    ({
+      nodes: layers.map(([n]) => ({ opType: 'MatMul', name: `/${n}/MatMul`, input: ['x', `${n}.weight`] })),
+      inits: new Map(layers.map(([n, size]) => [`${n}.weight`, { name: `${n}.weight`, dims: [size, 1] }])),
+    }) as unknown as Parameters<typeof defaultInt8Layers>[0];
+  it('keeps conditioning, embedders and the output projection in int8 when they are a small share (FLUX.1: ~0.4%)', () => {
+    const flux = fake([['time_text_embed.linear_1', 22e6], ['context_embedder', 12.6e6], ['proj_out', 0.2e6], ['transformer_blocks.0.attn.to_q', 9e9]]);
+    expect(defaultInt8Layers(flux)).toBe(DEFAULT_INT8_LAYERS);
+  });
+  it('keeps only the output projection when they would be a large share (tiny models), so int4 keeps its size', () => {
+    const tiny = fake([['time_text_embed.linear_1', 10e3], ['context_embedder', 2e3], ['proj_out', 2e3], ['transformer_blocks.0.attn.to_q', 100e3]]);
+    expect(defaultInt8Layers(tiny)).toBe(OUTPUT_INT8_LAYERS);
   });
 });
 
