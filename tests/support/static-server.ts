@@ -14,9 +14,10 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-/** `bytesPerSecond` paces every response (a stand-in for a real network link). */
+/** `bytesPerSecond` paces all responses together (a stand-in for a real network link). */
 export async function serveDirectory(root: string, options: { bytesPerSecond?: number } = {}): Promise<StaticServer> {
   const stats = { requests: 0, bytesSent: 0 };
+  let linkFreeAt = 0;
   const server = createServer((req, res) => {
     stats.requests++;
     const headers: Record<string, string> = {
@@ -48,19 +49,27 @@ export async function serveDirectory(root: string, options: { bytesPerSecond?: n
     }
     const stream = createReadStream(path, { start, end, highWaterMark: 1 << 20 });
     const rate = options.bytesPerSecond;
-    const t0 = Date.now();
-    let sent = 0;
     stream.on('data', (c) => {
-      stats.bytesSent += (c as Buffer).length;
-      sent += (c as Buffer).length;
-      if (!rate) return;
-      const ahead = (sent / rate) * 1000 - (Date.now() - t0);
-      if (ahead > 0) {
-        stream.pause();
-        setTimeout(() => stream.resume(), ahead);
+      const n = (c as Buffer).length;
+      stats.bytesSent += n;
+      const ok = res.write(c);
+      // One shared link: each chunk leaves when the link is free, whatever response it belongs to.
+      let wait = 0;
+      if (rate) {
+        const now = Date.now();
+        linkFreeAt = Math.max(linkFreeAt, now) + (n / rate) * 1000;
+        wait = linkFreeAt - now;
       }
+      if (ok && wait <= 0) return;
+      stream.pause();
+      let pending = (ok ? 0 : 1) + (wait > 0 ? 1 : 0);
+      const go = () => --pending === 0 && stream.resume();
+      if (!ok) res.once('drain', go);
+      if (wait > 0) setTimeout(go, wait);
     });
-    stream.pipe(res);
+    stream.on('end', () => res.end());
+    stream.on('error', () => res.destroy());
+    res.on('close', () => stream.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
