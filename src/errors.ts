@@ -24,7 +24,12 @@ export type FluxErrorCode =
   | 'not_loaded' // generate() before a pack is loaded
   | 'cancelled' // the caller cancelled
   | 'busy' // a second operation while one is running
-  | 'runtime_error'; // anything the runtime (ORT, WebGPU) threw
+  | 'runtime_error' // anything the runtime (ORT, WebGPU) threw
+  | 'local_unavailable' // the request must run locally (forced, or offline) but cannot
+  | 'remote_auth' // fal or the proxy refused the key (401/403, or no FAL_KEY on the proxy)
+  | 'remote_rate_limited' // fal kept answering 429 after retries
+  | 'remote_unavailable' // no proxy, no network, or fal 5xx after retries
+  | 'remote_error'; // any other remote failure
 
 export interface FluxErrorOptions {
   field?: string;

@@ -1,9 +1,18 @@
 /**
  * flux-webgpu public API. Only what is exported here is public; everything else may change.
  *
- * Browser: `FluxClient` runs generation in a web worker on WebGPU and returns fal-shaped results.
- * Any runtime (worker, Node): `FluxEngine` + a RuntimeEnv (onnxruntime-web/webgpu or onnxruntime-node).
+ * Browser: `createFluxClient()` routes every FLUX request — FLUX.1 [schnell] in a web worker on WebGPU when the
+ * device can, the rest to fal through a same-origin proxy — with `@fal-ai/client`'s `subscribe`/`queue` shape.
+ * `FluxClient` is the local runtime alone (packs, GPU). Any runtime (worker, Node): `FluxEngine` + a RuntimeEnv.
  */
+export { createFluxClient, FluxApiClient } from './client/flux-api.js';
+export type { CreateFluxClientOptions, FluxProgressEvent, FluxResult, FluxResultData, SubscribeOptions } from './client/flux-api.js';
+export { decideRoute, ROUTE_PREFERENCES } from './client/routing.js';
+export type { LocalAvailability, PreferenceStore, RouteDecision, RoutePreference } from './client/routing.js';
+export { ENDPOINT_SCHEMAS, FLUX_ENDPOINTS, validateRemoteInput } from './remote/endpoints.js';
+export type { FluxEndpointId, FluxRemoteInput } from './remote/endpoints.js';
+export { DEFAULT_PROXY_URL, FalRemote } from './remote/fal-remote.js';
+export type { FalRemoteOptions, RemoteOutput, RemoteProgressEvent } from './remote/fal-remote.js';
 export { FluxClient } from './client/flux-client.js';
 export type { FluxImage, FluxOutput, GenerateCallOptions } from './client/flux-client.js';
 export { FluxEngine } from './engine/flux-engine.js';

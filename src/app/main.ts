@@ -1,11 +1,14 @@
 /**
- * The page: talks only to FluxClient (which owns the worker). Installs/loads packs, runs generations with
- * progress and cancel, shows results and errors in place.
+ * The page: talks only to the client API — FluxApiClient for generation (this device or fal, routed), and its
+ * FluxClient (which owns the worker) for packs. Installs/loads packs, runs generations with progress and cancel,
+ * shows the route and its reason, results and errors in place.
  */
-import { FluxClient, type ClientEvent, type FluxOutput, type GenerateProgressEvent, type PackInfo } from '../client/flux-client.js';
+import { createFluxClient, type FluxApiClient, type FluxEndpointId, type FluxProgressEvent, type FluxResult, type RoutePreference } from '../client/flux-api.js';
+import { FluxClient, type ClientEvent, type PackInfo } from '../client/flux-client.js';
+import { describeProgress, describeRemoteProgress } from '../client/progress-text.js';
 import { isFluxError } from '../errors.js';
 import type { InstalledPackInfo, InstallProgress, LocalPackFile } from '../client/flux-client.js';
-import type { FluxSchnellInput } from '../pipeline/request.js';
+import { ENDPOINT_SCHEMAS, type FluxRemoteInput } from '../remote/endpoints.js';
 import { CATALOG } from './catalog.js';
 import { dropEntries, walkEntries } from './dropped-files.js';
 import { formatBytes, formatMs } from './format.js';
@@ -27,6 +30,17 @@ const ui = {
   steps: $<HTMLInputElement>('steps'),
   seed: $<HTMLInputElement>('seed'),
   numImages: $<HTMLInputElement>('num-images'),
+  guidance: $<HTMLInputElement>('guidance'),
+  strength: $<HTMLInputElement>('strength'),
+  endpoint: $<HTMLSelectElement>('endpoint'),
+  routePreference: $<HTMLSelectElement>('route-preference'),
+  route: $('route'),
+  imageInput: $('image-input'),
+  imageDrop: $('image-drop'),
+  imagePreview: $<HTMLImageElement>('image-preview'),
+  imageHint: $('image-hint'),
+  imageFile: $<HTMLInputElement>('image-file'),
+  promptField: $('prompt-field'),
   format: $<HTMLSelectElement>('output-format'),
   generate: $<HTMLButtonElement>('generate'),
   runStatus: $('run-status'),
@@ -35,14 +49,19 @@ const ui = {
 };
 
 let client: FluxClient;
-let running = false;
+let api: FluxApiClient;
+/** Aborts the running generation (local or remote). */
+let running: AbortController | null = null;
+/** The input image for Redux / image-to-image: a file, or a result's URL. */
+let inputImage: Blob | string | null = null;
 
 function showError(e: unknown): void {
   const msg = isFluxError(e) ? e.message : e instanceof Error ? e.message : String(e);
   ui.error.textContent = msg;
   ui.error.hidden = false;
   if (isFluxError(e) && e.field) {
-    const input = ui.form.querySelector<HTMLElement>(`[name="${CSS.escape(e.field.split('.')[0]!)}"]`);
+    const name = e.field.split('.')[0]!;
+    const input = name === 'image_url' ? ui.imageDrop : ui.form.querySelector<HTMLElement>(`[name="${CSS.escape(name)}"]`);
     input?.setAttribute('aria-invalid', 'true');
     input?.focus();
   }
@@ -263,7 +282,6 @@ function initInstallUi(): void {
 
 async function loadPack(id: string): Promise<void> {
   clearError();
-  ui.generate.disabled = true;
   ui.modelStatus.textContent = 'Loading model…';
   try {
     const info = await client.loadPack(id, (e) => {
@@ -274,79 +292,168 @@ async function loadPack(id: string): Promise<void> {
     const capacity = (await client.info()).capacity;
     if (capacity) ui.modelStatus.title = `${capacity.reason} ${capacity.checks.map((c) => `${c.name}: ${c.detail}`).join('; ')}`;
     ui.modelStatus.dataset.loaded = info.packId ?? '';
-    ui.steps.max = String(info.config.maxSteps);
-    ui.generate.disabled = false;
   } catch (e) {
     setProgress(null, '');
     ui.modelStatus.textContent = 'No model loaded.';
     showError(e);
   }
   await refreshPacks();
+  await refreshRoute();
 }
 
 async function removePack(id: string): Promise<void> {
   if (!confirm('Delete this model pack from this browser? You can install it again later.')) return;
   await client.deletePack(id);
   if (!client.loadedModel) {
-    ui.generate.disabled = true;
     ui.modelStatus.textContent = 'No model loaded.';
     delete ui.modelStatus.dataset.loaded;
   }
   await refreshPacks();
+  await refreshRoute();
 }
 
-/** Read the form into a fal-style input. Numbers are passed as typed; validation names bad fields. */
-function readInput(): FluxSchnellInput {
+function endpoint(): FluxEndpointId {
+  return ui.endpoint.value as FluxEndpointId;
+}
+
+/** Read the form into the endpoint's fal-style input. Numbers are passed as typed; validation names bad fields. */
+function readInput(id: FluxEndpointId): FluxRemoteInput {
+  const schema = ENDPOINT_SCHEMAS[id];
   const num = (el: HTMLInputElement) => (el.value.trim() === '' ? undefined : Number(el.value));
-  const input: FluxSchnellInput = {
-    prompt: ui.prompt.value,
-    image_size:
-      ui.size.value === 'custom' ? { width: num(ui.width) ?? NaN, height: num(ui.height) ?? NaN } : (ui.size.value as FluxSchnellInput['image_size'] & string),
-    output_format: ui.format.value as 'jpeg' | 'png',
-  };
-  const steps = num(ui.steps);
-  if (steps !== undefined) input.num_inference_steps = steps;
-  const seed = num(ui.seed);
-  if (seed !== undefined) input.seed = seed;
-  const n = num(ui.numImages);
-  if (n !== undefined) input.num_images = n;
+  const input: FluxRemoteInput = { output_format: ui.format.value as 'jpeg' | 'png' };
+  if (schema.prompt === 'required') input.prompt = ui.prompt.value;
+  if (schema.imageUrl === 'required' && inputImage !== null) input.image_url = inputImage;
+  if (schema.imageSize) {
+    input.image_size = ui.size.value === 'custom' ? { width: num(ui.width) ?? NaN, height: num(ui.height) ?? NaN } : (ui.size.value as 'square');
+  }
+  const set = <K extends keyof FluxRemoteInput>(k: K, v: FluxRemoteInput[K] | undefined) => v !== undefined && (input[k] = v);
+  set('num_inference_steps', num(ui.steps));
+  set('seed', num(ui.seed));
+  set('num_images', num(ui.numImages));
+  // schnell ignores guidance locally and fal's schnell accepts it: send it only where it matters.
+  if (schema.guidance && !(id === 'fal-ai/flux/schnell')) set('guidance_scale', num(ui.guidance));
+  if (schema.strength) set('strength', num(ui.strength));
   return input;
 }
 
-function describeProgress(e: GenerateProgressEvent): string {
-  const t = formatMs(e.elapsedMs);
-  switch (e.stage) {
-    case 'load':
-      return `Loading ${e.component ?? 'model'}… ${t}`;
-    case 'encode_text':
-      return `Encoding text… ${t}`;
-    case 'denoise':
-      return `Step ${e.step} of ${e.totalSteps} — ${t}`;
-    case 'decode':
-      return `Decoding… ${t}`;
-    case 'postprocess':
-    case 'encode_image':
-      return `Finishing… ${t}`;
+function describe(e: FluxProgressEvent): string {
+  return e.target === 'local' ? describeProgress(e) : describeRemoteProgress(e);
+}
+
+/** Show the fields of the chosen endpoint (prompt or input image, guidance, strength, step range). */
+function showEndpointFields(): void {
+  const schema = ENDPOINT_SCHEMAS[endpoint()];
+  ui.promptField.hidden = schema.prompt !== 'required';
+  ui.imageInput.hidden = schema.imageUrl !== 'required';
+  for (const el of document.querySelectorAll<HTMLElement>('.for-guidance')) el.hidden = !schema.guidance || endpoint() === 'fal-ai/flux/schnell';
+  for (const el of document.querySelectorAll<HTMLElement>('.for-strength')) el.hidden = !schema.strength;
+  ui.size.closest('label')!.hidden = !schema.imageSize;
+  for (const el of document.querySelectorAll<HTMLElement>('.custom-size')) el.hidden = !schema.imageSize || ui.size.value !== 'custom';
+}
+
+let routeSeq = 0;
+/** Ask where the chosen endpoint runs now; show it with its reason, and enable Generate if it can run. */
+async function refreshRoute(): Promise<void> {
+  const seq = ++routeSeq;
+  const id = endpoint();
+  showEndpointFields();
+  try {
+    const r = await api.route(id);
+    if (seq !== routeSeq) return;
+    ui.route.textContent = r.target === 'local' ? `This device — ${r.reason}.` : `fal (remote) — ${r.reason}.`;
+    ui.route.dataset.target = r.target;
+    const max = r.target === 'local' ? (client.loadedModel?.config.maxSteps ?? 4) : ENDPOINT_SCHEMAS[id].steps.max;
+    ui.steps.max = String(max);
+    if (ui.steps.dataset.endpoint !== id) {
+      ui.steps.value = String(r.target === 'local' ? Math.min(4, ENDPOINT_SCHEMAS[id].steps.default) : ENDPOINT_SCHEMAS[id].steps.default);
+      ui.steps.dataset.endpoint = id;
+    }
+    ui.generate.disabled = false;
+  } catch (e) {
+    if (seq !== routeSeq) return;
+    ui.route.textContent = isFluxError(e) || e instanceof Error ? e.message : String(e);
+    ui.route.dataset.target = 'none';
+    ui.generate.disabled = running === null; // Cancel stays usable
   }
 }
 
-function showResult(out: FluxOutput, input: FluxSchnellInput): void {
+function setInputImage(img: Blob | string | null): void {
+  inputImage = img;
+  if (ui.imagePreview.src.startsWith('blob:') && ui.imagePreview.dataset.owned === 'true') URL.revokeObjectURL(ui.imagePreview.src);
+  if (img === null) {
+    ui.imagePreview.hidden = true;
+    ui.imagePreview.removeAttribute('src');
+    ui.imageHint.hidden = false;
+    return;
+  }
+  ui.imagePreview.dataset.owned = String(typeof img !== 'string');
+  ui.imagePreview.src = typeof img === 'string' ? img : URL.createObjectURL(img);
+  ui.imagePreview.hidden = false;
+  ui.imageHint.hidden = true;
+  ui.imageDrop.removeAttribute('aria-invalid');
+  ui.imageDrop.dataset.hasImage = 'true';
+}
+
+/** Input images for Redux / image-to-image: file picker, drag-and-drop, or a result ("Use as input"). */
+function initImageInput(): void {
+  ui.imageDrop.dataset.hasImage = 'false';
+  $('image-pick').addEventListener('click', () => ui.imageFile.click());
+  ui.imageFile.addEventListener('change', () => {
+    const f = ui.imageFile.files?.[0];
+    ui.imageFile.value = '';
+    if (f) setInputImage(f);
+  });
+  ui.imageDrop.addEventListener('dragover', (e) => {
+    if (!e.dataTransfer?.types.includes('Files')) return;
+    e.preventDefault();
+    ui.imageDrop.classList.add('dragover');
+  });
+  ui.imageDrop.addEventListener('dragleave', () => ui.imageDrop.classList.remove('dragover'));
+  ui.imageDrop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    ui.imageDrop.classList.remove('dragover');
+    const f = Array.from(e.dataTransfer?.files ?? []).find((x) => x.type.startsWith('image/'));
+    if (f) setInputImage(f);
+    else showError(new Error('Drop an image file (PNG, JPEG, WebP).'));
+  });
+}
+
+/** A result's image as an input: local results are blob: URLs (read back to a Blob); remote ones are fal URLs. */
+async function useAsInput(url: string): Promise<void> {
+  setInputImage(url.startsWith('blob:') ? await (await fetch(url)).blob() : url);
+  ui.imageDrop.scrollIntoView({ block: 'nearest' });
+}
+
+function showResult(r: FluxResult): void {
+  const out = r.data;
   ui.results.querySelector('.empty')?.remove();
   const fig = document.createElement('figure');
   fig.className = 'result';
   fig.dataset.seed = String(out.seed);
+  fig.dataset.target = r.route.target;
+  fig.dataset.endpoint = r.route.endpoint;
   for (const img of out.images) {
     const el = document.createElement('img');
     el.src = img.url;
-    el.width = img.width;
-    el.height = img.height;
+    if (img.width) el.width = img.width;
+    if (img.height) el.height = img.height;
     el.alt = out.prompt;
     el.dataset.testid = 'result-image';
-    fig.append(el);
+    const use = document.createElement('button');
+    use.type = 'button';
+    use.className = 'secondary use-image';
+    use.textContent = 'Use as input';
+    use.dataset.testid = 'use-as-input';
+    use.addEventListener('click', () => void useAsInput(img.url));
+    const wrap = document.createElement('div');
+    wrap.append(el, use);
+    fig.append(wrap);
   }
   const cap = document.createElement('figcaption');
-  const size = `${out.images[0]!.width}×${out.images[0]!.height}`;
-  cap.textContent = `seed ${out.seed} · ${size} · ${input.num_inference_steps ?? 4} steps · ${formatMs(out.timings.total_ms)} on this device` + (out.safety.ran ? '' : ' · safety check not run');
+  const first = out.images[0];
+  const size = first?.width ? `${first.width}×${first.height} · ` : '';
+  const where = r.route.target === 'local' ? `${formatMs(out.timings.total_ms)} on this device` : `${formatMs(out.timings.total_ms)} on fal (${ENDPOINT_SCHEMAS[r.route.endpoint].title})`;
+  cap.textContent = `seed ${out.seed} · ${size}${where}` + (out.safety.ran ? '' : ' · safety check not run');
   fig.append(cap);
   ui.results.prepend(fig);
 }
@@ -354,25 +461,30 @@ function showResult(out: FluxOutput, input: FluxSchnellInput): void {
 async function onSubmit(ev: SubmitEvent): Promise<void> {
   ev.preventDefault();
   if (running) {
-    await client.cancel();
+    running.abort();
     return;
   }
   clearError();
-  let input: FluxSchnellInput;
-  try {
-    input = readInput();
-  } catch (e) {
-    showError(e);
-    return;
-  }
-  running = true;
+  const id = endpoint();
+  const controller = new AbortController();
+  running = controller;
+  ui.generate.disabled = false;
   ui.generate.textContent = 'Cancel';
   ui.generate.dataset.testid = 'cancel';
   ui.runStatus.textContent = 'Starting…';
+  delete ui.runStatus.dataset.queuePosition;
   try {
-    const out = await client.generate(input, { onProgress: (e) => (ui.runStatus.textContent = describeProgress(e)) });
-    showResult(out, input);
-    ui.runStatus.textContent = `Done in ${formatMs(out.timings.total_ms)} (seed ${out.seed}).`;
+    const r = await api.subscribe(id, {
+      input: readInput(id),
+      abortSignal: controller.signal,
+      onProgress: (e) => {
+        ui.runStatus.textContent = describe(e);
+        ui.runStatus.dataset.stage = e.stage;
+        if (e.target === 'remote' && e.stage === 'queued') ui.runStatus.dataset.queuePosition = String(e.queuePosition);
+      },
+    });
+    showResult(r);
+    ui.runStatus.textContent = `Done in ${formatMs(r.data.timings.total_ms)} (seed ${r.data.seed})${r.route.target === 'remote' ? ' on fal' : ''}.`;
   } catch (e) {
     if (isFluxError(e) && e.code === 'cancelled') ui.runStatus.textContent = 'Cancelled.';
     else {
@@ -380,9 +492,11 @@ async function onSubmit(ev: SubmitEvent): Promise<void> {
       showError(e);
     }
   } finally {
-    running = false;
+    running = null;
+    delete ui.runStatus.dataset.stage;
     ui.generate.textContent = 'Generate';
     ui.generate.dataset.testid = 'generate';
+    await refreshRoute();
   }
 }
 
@@ -401,8 +515,17 @@ async function start(): Promise<void> {
   // ?ort=jspi|asyncify picks the onnxruntime-web build (default asyncify; see src/worker/load-ort.ts).
   const ort = new URLSearchParams(location.search).get('ort');
   client = await FluxClient.create({ onEvent: showClientEvent, ...(ort === 'jspi' || ort === 'asyncify' ? { ortBuild: ort } : {}) });
-  (globalThis as unknown as { flux: FluxClient }).flux = client; // handle for developers and tests
+  api = await createFluxClient({ local: client });
+  // Handles for developers and tests.
+  Object.assign(globalThis, { flux: client, fluxApi: api });
   initInstallUi();
+  initImageInput();
+  ui.routePreference.value = api.routePreference;
+  ui.routePreference.addEventListener('change', () => {
+    api.setRoutePreference(ui.routePreference.value as RoutePreference);
+    void refreshRoute();
+  });
+  ui.endpoint.addEventListener('change', () => void refreshRoute());
   ui.size.addEventListener('change', () => {
     for (const el of document.querySelectorAll<HTMLElement>('.custom-size')) el.hidden = ui.size.value !== 'custom';
   });
@@ -423,6 +546,7 @@ async function start(): Promise<void> {
   const installed = await refreshPacks();
   const ready = installed.find((p) => p.state === 'complete' && CATALOG.some((c) => c.id === p.id));
   if (ready && info.webgpu) await loadPack(ready.id);
+  else await refreshRoute();
   document.body.dataset.ready = 'true';
 }
 

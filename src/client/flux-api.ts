@@ -1,0 +1,184 @@
+/**
+ * One API for every FLUX request, shaped like `@fal-ai/client` so a demo can swap one for the other:
+ * `subscribe(endpointId, { input, onQueueUpdate })` resolves `{ data, requestId }`. FLUX.1 [schnell] runs in this
+ * browser (FluxClient → worker → WebGPU) when the device can; everything else goes to fal through the same-origin
+ * proxy (FalRemote). The routing decision and its reason come back with every result.
+ *
+ * @example
+ * const flux = await createFluxClient();                       // local worker + remote via /api/fal/proxy
+ * const { data, route } = await flux.subscribe('fal-ai/flux/schnell', {
+ *   input: { prompt: 'a lighthouse at dusk', image_size: 'square' },
+ *   onQueueUpdate: (s) => console.log(s.status),
+ * });
+ * console.log(route.target, route.reason, data.images[0].url);
+ */
+import type { QueueStatus } from '@fal-ai/client';
+import { FluxError, isFluxError } from '../errors.js';
+import type { SafetyReport } from '../engine/flux-engine.js';
+import type { FluxSchnellInput } from '../pipeline/request.js';
+import { isFluxEndpoint, type FluxEndpointId, type FluxRemoteInput } from '../remote/endpoints.js';
+import { DEFAULT_PROXY_URL, FalRemote, type RemoteProgressEvent } from '../remote/fal-remote.js';
+import { FluxClient, type FluxClientOptions, type FluxImage, type FluxOutput, type GenerateProgressEvent } from './flux-client.js';
+import { describeProgress } from './progress-text.js';
+import { decideRoute, defaultPreferenceStore, LOCAL_ENDPOINT, type LocalAvailability, type PreferenceStore, type RouteDecision, type RoutePreference } from './routing.js';
+
+export type { FluxEndpointId, FluxRemoteInput, QueueStatus, RouteDecision, RoutePreference };
+
+/** Progress of either path: local stages and steps, or fal's queue position and logs. */
+export type FluxProgressEvent = ({ target: 'local' } & GenerateProgressEvent) | RemoteProgressEvent;
+
+/** fal's output shape, from either path. */
+export interface FluxResultData {
+  images: FluxImage[];
+  seed: number;
+  /** `inference` in seconds (fal's field); `total_ms` wall time as this page saw it; local runs add per-stage times. */
+  timings: Partial<FluxOutput['timings']> & { total_ms: number };
+  has_nsfw_concepts: boolean[];
+  prompt: string;
+  /** Whether a safety checker ran, and which. */
+  safety: SafetyReport;
+}
+
+export interface FluxResult {
+  data: FluxResultData;
+  requestId: string;
+  route: RouteDecision;
+}
+
+export interface SubscribeOptions {
+  input: FluxSchnellInput | FluxRemoteInput;
+  onProgress?: (e: FluxProgressEvent) => void;
+  /** fal's queue statuses; local runs report IN_PROGRESS with a log line per stage, then COMPLETED. */
+  onQueueUpdate?: (status: QueueStatus) => void;
+  abortSignal?: AbortSignal;
+  /** Override the stored preference for this call. */
+  route?: RoutePreference;
+}
+
+export interface CreateFluxClientOptions {
+  /**
+   * The local runtime: an existing FluxClient, options to create one, or false for remote only.
+   * @defaultValue a FluxClient with the bundled worker
+   */
+  local?: FluxClient | FluxClientOptions | false;
+  /** Same-origin fal proxy route, or null for local only. @defaultValue '/api/fal/proxy' */
+  proxyUrl?: string | null;
+  /** Where the route preference persists. @defaultValue localStorage */
+  preferenceStore?: PreferenceStore;
+  /** Queue poll interval for remote requests, ms. @defaultValue 500 */
+  pollIntervalMs?: number;
+}
+
+export class FluxApiClient {
+  private constructor(
+    /** The local runtime (install/load packs, GPU info), or null when remote only. */
+    readonly local: FluxClient | null,
+    /** The remote path, or null when no proxy is configured. */
+    readonly remote: FalRemote | null,
+    private readonly store: PreferenceStore,
+  ) {}
+
+  static async create(options: CreateFluxClientOptions = {}): Promise<FluxApiClient> {
+    const local = options.local === false ? null : options.local instanceof FluxClient ? options.local : await FluxClient.create(options.local ?? {});
+    const proxyUrl = options.proxyUrl === undefined ? DEFAULT_PROXY_URL : options.proxyUrl;
+    const remote = proxyUrl === null ? null : new FalRemote({ proxyUrl, ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}) });
+    return new FluxApiClient(local, remote, options.preferenceStore ?? defaultPreferenceStore());
+  }
+
+  get routePreference(): RoutePreference {
+    return this.store.get() ?? 'auto';
+  }
+
+  /** Persist the user's choice: auto, force local, or force remote. */
+  setRoutePreference(p: RoutePreference): void {
+    if (p !== 'auto' && p !== 'local' && p !== 'remote') throw new FluxError('invalid_input', `route: must be "auto", "local" or "remote", got ${JSON.stringify(p)}`, { field: 'route' });
+    this.store.set(p);
+  }
+
+  /** Where `endpoint` would run now, and why (probes the device's capacity for schnell). */
+  async route(endpoint: FluxEndpointId, preference: RoutePreference = this.routePreference): Promise<RouteDecision> {
+    if (!isFluxEndpoint(endpoint)) throw new FluxError('invalid_input', `endpoint: unknown endpoint ${JSON.stringify(endpoint)}`, { field: 'endpoint' });
+    const local = endpoint === LOCAL_ENDPOINT && preference !== 'remote' ? await this.localAvailability() : null;
+    return decideRoute(endpoint, preference, local, this.remote !== null);
+  }
+
+  /** Run a request where `route` says, with fal's subscribe semantics. */
+  async subscribe(endpoint: FluxEndpointId, options: SubscribeOptions): Promise<FluxResult> {
+    const route = await this.route(endpoint, options.route ?? this.routePreference);
+    if (route.target === 'local') return { ...(await this.runLocal(options)), route };
+    const { onProgress, onQueueUpdate, abortSignal } = options;
+    const r = await this.remote!.subscribe(endpoint, options.input, {
+      ...(onProgress ? { onProgress } : {}),
+      ...(onQueueUpdate ? { onQueueUpdate } : {}),
+      ...(abortSignal ? { signal: abortSignal } : {}),
+    });
+    const checker = (options.input as FluxRemoteInput).enable_safety_checker !== false;
+    return {
+      data: { ...r.data, safety: checker ? { ran: true, checker: 'fal' } : { ran: false, checker: null, reason: 'enable_safety_checker was false' } },
+      requestId: r.requestId,
+      route,
+    };
+  }
+
+  /** fal's queue API for remote endpoints (local requests do not queue). */
+  get queue(): FalRemote['queue'] {
+    if (!this.remote) throw new FluxError('remote_unavailable', 'No fal proxy is configured (proxyUrl: null).');
+    return this.remote.queue;
+  }
+
+  /** Release object URLs of a local result (remote results are plain URLs). */
+  revoke(result: FluxResult): void {
+    this.local?.revoke(result.data as FluxOutput);
+  }
+
+  terminate(): void {
+    this.local?.terminate();
+  }
+
+  private async runLocal(options: SubscribeOptions): Promise<{ data: FluxResultData; requestId: string }> {
+    const local = this.local!;
+    if (!local.loadedModel?.packId) {
+      const packId = (await this.localAvailability()).packId;
+      if (!packId) throw new FluxError('local_unavailable', 'No FLUX.1 [schnell] model is installed in this browser: install one, or choose Remote.');
+      await local.loadPack(packId);
+    }
+    const requestId = `local-${crypto.randomUUID()}`;
+    const { onProgress, onQueueUpdate, abortSignal } = options;
+    const logs: { message: string; level: 'INFO'; source: 'USER'; timestamp: string }[] = [];
+    const out = await local.generate(options.input as FluxSchnellInput, {
+      ...(abortSignal ? { signal: abortSignal } : {}),
+      onProgress: (e) => {
+        onProgress?.({ target: 'local', ...e });
+        if (onQueueUpdate) {
+          logs.push({ message: describeProgress(e), level: 'INFO', source: 'USER', timestamp: new Date().toISOString() });
+          onQueueUpdate({ status: 'IN_PROGRESS', request_id: requestId, response_url: '', status_url: '', cancel_url: '', logs: [...logs] } as QueueStatus);
+        }
+      },
+    });
+    onQueueUpdate?.({ status: 'COMPLETED', request_id: requestId, response_url: '', status_url: '', cancel_url: '', logs, metrics: { inference_time: out.timings.inference } } as QueueStatus);
+    return { data: out, requestId };
+  }
+
+  /**
+   * WebGPU, the schnell pack that would run (the loaded one, else the first complete install), and the capacity
+   * decision for it under the current GPU memory limit (the worker caches probes per pack and limit).
+   */
+  private async localAvailability(): Promise<LocalAvailability> {
+    if (!this.local) return { webgpuError: 'local generation is disabled in this page', packId: null, capacity: null };
+    const info = await this.local.info();
+    if (info.webgpuError) return { webgpuError: info.webgpuError, packId: null, capacity: null };
+    const packId = info.loaded?.packId ?? (await this.local.listPacks()).find((p) => p.state === 'complete')?.id ?? null;
+    if (!packId) return { webgpuError: null, packId: null, capacity: null };
+    try {
+      return { webgpuError: null, packId, capacity: await this.local.probeCapacity(packId) };
+    } catch (e) {
+      if (isFluxError(e) && e.code === 'webgpu_unavailable') return { webgpuError: e.message, packId: null, capacity: null };
+      throw e;
+    }
+  }
+}
+
+/** Create the client (see CreateFluxClientOptions). */
+export function createFluxClient(options: CreateFluxClientOptions = {}): Promise<FluxApiClient> {
+  return FluxApiClient.create(options);
+}

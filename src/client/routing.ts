@@ -1,0 +1,101 @@
+/**
+ * Where a request runs: in this browser (FLUX.1 [schnell] only, when the device can) or on fal through the proxy.
+ * A pure function of the endpoint, the user's preference and what the device offers, so the UI can show the
+ * decision and its reason before anything runs.
+ */
+import { FluxError } from '../errors.js';
+import type { CapacityDecision } from '../runtime/capacity.js';
+import { ENDPOINT_SCHEMAS, type FluxEndpointId } from '../remote/endpoints.js';
+
+/** `auto`: local when the device can, else remote. `local`/`remote`: the user's override. */
+export type RoutePreference = 'auto' | 'local' | 'remote';
+
+export const ROUTE_PREFERENCES: readonly RoutePreference[] = ['auto', 'local', 'remote'];
+
+export interface RouteDecision {
+  endpoint: FluxEndpointId;
+  target: 'local' | 'remote';
+  preference: RoutePreference;
+  /** Why, in words the UI shows as is. */
+  reason: string;
+}
+
+/** What the device offers for local generation. */
+export interface LocalAvailability {
+  /** Null: WebGPU is usable; else why not. */
+  webgpuError: string | null;
+  /** The FLUX.1 [schnell] pack that would run (loaded, or installed and complete), if any. */
+  packId: string | null;
+  /** The capacity probe's decision for that pack, if it was probed. */
+  capacity: CapacityDecision | null;
+}
+
+export const LOCAL_ENDPOINT: FluxEndpointId = 'fal-ai/flux/schnell';
+
+/**
+ * Decide where `endpoint` runs. Throws when the preference cannot be honoured: a forced-local request for a model
+ * only fal serves (never silently sent off the device), or a remote request with no proxy configured.
+ */
+export function decideRoute(endpoint: FluxEndpointId, preference: RoutePreference, local: LocalAvailability | null, remoteConfigured: boolean): RouteDecision {
+  const title = ENDPOINT_SCHEMAS[endpoint].title;
+  const remote = (reason: string): RouteDecision => {
+    if (!remoteConfigured) throw new FluxError('remote_unavailable', `${reason}, and no fal proxy is configured for remote generation.`, { details: { endpoint } });
+    return { endpoint, target: 'remote', preference, reason };
+  };
+  if (endpoint !== LOCAL_ENDPOINT) {
+    if (preference === 'local') {
+      throw new FluxError('local_unavailable', `${title} cannot run in this browser (only FLUX.1 [schnell] can); choose Auto or Remote to send it to fal.`, {
+        field: 'route',
+        details: { endpoint },
+      });
+    }
+    return remote(`${title} runs on fal's servers; this browser runs FLUX.1 [schnell] only`);
+  }
+  if (preference === 'remote') return remote('Remote was chosen');
+  const why = localBlocker(local);
+  if (preference === 'local') {
+    return { endpoint, target: 'local', preference, reason: why ? `Local was chosen, although ${why}` : 'Local was chosen' };
+  }
+  if (why) return remote(`Sent to fal because ${why}`);
+  const plan = local?.capacity?.plan ? ` (${local.capacity.plan} plan)` : '';
+  return { endpoint, target: 'local', preference, reason: `Runs on this device${plan}` };
+}
+
+/** Why this device cannot run schnell now, or null if it can. */
+function localBlocker(local: LocalAvailability | null): string | null {
+  if (!local) return 'local generation is not set up in this page';
+  if (local.webgpuError) return `this browser has no usable WebGPU (${local.webgpuError})`;
+  if (!local.packId) return 'no FLUX.1 [schnell] model is installed in this browser';
+  if (local.capacity && !local.capacity.canRunLocally) return `this device lacks the capacity: ${local.capacity.reason}`;
+  return null;
+}
+
+/** Where the preference persists (localStorage in the app; anything with get/set in other hosts). */
+export interface PreferenceStore {
+  get(): RoutePreference | null;
+  set(p: RoutePreference): void;
+}
+
+const STORAGE_KEY = 'flux-webgpu:route-preference';
+
+/** localStorage where it exists, else memory only. */
+export function defaultPreferenceStore(): PreferenceStore {
+  let memory: RoutePreference | null = null;
+  const ls = (() => {
+    try {
+      return globalThis.localStorage ?? null;
+    } catch {
+      return null; // storage blocked (e.g. opaque origins)
+    }
+  })();
+  return {
+    get: () => {
+      const v = ls ? ls.getItem(STORAGE_KEY) : memory;
+      return v === 'auto' || v === 'local' || v === 'remote' ? v : null;
+    },
+    set: (p) => {
+      if (ls) ls.setItem(STORAGE_KEY, p);
+      else memory = p;
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * fal's FLUX endpoints and their input schemas (../shared/docs/fal-protocol.md §4), validated before anything is
+ * sent so a bad field fails here with its name and range, not as a queued request that fails at result time.
+ * Ranges fal does not document are kept wide; fal's own 422 then names the field (fal-remote.ts).
+ */
+import { invalidInput } from '../errors.js';
+import { IMAGE_SIZE_PRESETS, isImageSizePreset, type ImageSize } from '../pipeline/image-size.js';
+import { MAX_SEED } from '../pipeline/random.js';
+
+export const FLUX_ENDPOINTS = [
+  'fal-ai/flux/schnell',
+  'fal-ai/flux/dev',
+  'fal-ai/flux/dev/image-to-image',
+  'fal-ai/flux/schnell/redux',
+  'fal-ai/flux/dev/redux',
+] as const;
+
+export type FluxEndpointId = (typeof FLUX_ENDPOINTS)[number];
+
+export function isFluxEndpoint(id: unknown): id is FluxEndpointId {
+  return typeof id === 'string' && (FLUX_ENDPOINTS as readonly string[]).includes(id);
+}
+
+/** Inputs of every FLUX endpoint (a field an endpoint lacks is refused for it). */
+export interface FluxRemoteInput {
+  prompt?: string;
+  /** An http(s) or data: URL, or a Blob/File (sent as a data: URI up to fal's limit, else uploaded). */
+  image_url?: string | Blob;
+  image_size?: ImageSize;
+  num_inference_steps?: number;
+  guidance_scale?: number;
+  strength?: number;
+  seed?: number;
+  num_images?: number;
+  enable_safety_checker?: boolean;
+  output_format?: 'jpeg' | 'png';
+  sync_mode?: boolean;
+  acceleration?: 'none' | 'regular' | 'high';
+}
+
+interface EndpointSchema {
+  /** Human name for messages and the UI. */
+  title: string;
+  prompt: 'required' | 'absent';
+  imageUrl: 'required' | 'absent';
+  imageSize: boolean;
+  steps: { min: number; max: number; default: number };
+  guidance: boolean;
+  strength: boolean;
+}
+
+const COMMON = ['seed', 'num_images', 'enable_safety_checker', 'output_format', 'sync_mode', 'acceleration'] as const;
+
+export const ENDPOINT_SCHEMAS: Readonly<Record<FluxEndpointId, EndpointSchema>> = {
+  'fal-ai/flux/schnell': { title: 'FLUX.1 [schnell]', prompt: 'required', imageUrl: 'absent', imageSize: true, steps: { min: 1, max: 12, default: 4 }, guidance: true, strength: false },
+  'fal-ai/flux/dev': { title: 'FLUX.1 [dev]', prompt: 'required', imageUrl: 'absent', imageSize: true, steps: { min: 1, max: 50, default: 28 }, guidance: true, strength: false },
+  'fal-ai/flux/dev/image-to-image': { title: 'FLUX.1 [dev] image-to-image', prompt: 'required', imageUrl: 'required', imageSize: false, steps: { min: 1, max: 50, default: 40 }, guidance: true, strength: true },
+  'fal-ai/flux/schnell/redux': { title: 'FLUX.1 [schnell] Redux', prompt: 'absent', imageUrl: 'required', imageSize: true, steps: { min: 1, max: 12, default: 4 }, guidance: false, strength: false },
+  'fal-ai/flux/dev/redux': { title: 'FLUX.1 [dev] Redux', prompt: 'absent', imageUrl: 'required', imageSize: true, steps: { min: 1, max: 50, default: 28 }, guidance: true, strength: false },
+};
+
+/** fal's toolkit accepts data: URIs up to 10 MiB (fal-protocol.md §4.2); larger images are uploaded. */
+export const MAX_DATA_URI_CHARS = 10 * 1024 * 1024;
+/** Largest custom side fal's toolkit accepts. */
+export const MAX_REMOTE_SIDE = 14142;
+
+export function fieldsOf(endpoint: FluxEndpointId): string[] {
+  const s = ENDPOINT_SCHEMAS[endpoint];
+  return [
+    ...(s.prompt === 'required' ? ['prompt'] : []),
+    ...(s.imageUrl === 'required' ? ['image_url'] : []),
+    ...(s.imageSize ? ['image_size'] : []),
+    'num_inference_steps',
+    ...(s.guidance ? ['guidance_scale'] : []),
+    ...(s.strength ? ['strength'] : []),
+    ...COMMON,
+  ];
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function int(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidInput(field, `must be an integer between ${min} and ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function num(value: unknown, field: string, min: number, max: number, minExclusive = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || (minExclusive ? value <= min : value < min) || value > max) {
+    throw invalidInput(field, `must be a number ${minExclusive ? 'above' : 'from'} ${min} ${minExclusive ? 'up ' : ''}to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function imageUrl(value: unknown): string | Blob {
+  if (typeof Blob !== 'undefined' && value instanceof Blob) {
+    if (!/^image\//.test(value.type)) throw invalidInput('image_url', `must be an image file, got type "${value.type || 'unknown'}"`);
+    return value;
+  }
+  if (typeof value !== 'string' || value === '') throw invalidInput('image_url', 'is required: an image URL (https: or data:) or an image file');
+  if (/^data:/i.test(value)) {
+    if (!/^data:image\/[a-z0-9.+-]+;base64,/i.test(value)) throw invalidInput('image_url', 'must be a base64 data: URI of an image');
+    if (value.length > MAX_DATA_URI_CHARS) throw invalidInput('image_url', `data: URI is ${value.length} characters; fal accepts up to ${MAX_DATA_URI_CHARS} (pass the file instead, it is uploaded)`);
+    return value;
+  }
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw invalidInput('image_url', `is not a URL: ${JSON.stringify(value.slice(0, 80))}`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw invalidInput('image_url', `must be an http(s) or data: URL, got ${u.protocol}`);
+  return value;
+}
+
+/**
+ * Check `input` against `endpoint`'s schema. Returns a copy with only the fields sent to fal; defaults are left
+ * to fal. Throws FluxError('invalid_input') naming the field and the allowed range.
+ */
+export function validateRemoteInput(endpoint: FluxEndpointId, input: unknown): FluxRemoteInput {
+  const s = ENDPOINT_SCHEMAS[endpoint];
+  if (!isObject(input)) throw invalidInput('input', 'must be an object');
+  const allowed = fieldsOf(endpoint);
+  for (const k of Object.keys(input)) {
+    if (input[k] === undefined) continue;
+    if (!allowed.includes(k)) throw invalidInput(k, `is not an input of ${endpoint}; its inputs are ${allowed.join(', ')}`);
+  }
+  const out: FluxRemoteInput = {};
+  if (s.prompt === 'required') {
+    if (typeof input.prompt !== 'string' || input.prompt.trim() === '') throw invalidInput('prompt', 'must not be empty');
+    out.prompt = input.prompt;
+  }
+  if (s.imageUrl === 'required') out.image_url = imageUrl(input.image_url);
+  if (input.image_size !== undefined) {
+    const v = input.image_size;
+    if (typeof v === 'string') {
+      if (!isImageSizePreset(v)) throw invalidInput('image_size', `unknown preset "${v}"; use one of ${Object.keys(IMAGE_SIZE_PRESETS).join(', ')} or {width, height}`);
+      out.image_size = v;
+    } else if (isObject(v)) {
+      for (const k of Object.keys(v)) if (k !== 'width' && k !== 'height') throw invalidInput(`image_size.${k}`, 'unknown field; expected width and height');
+      out.image_size = { width: int(v.width, 'image_size.width', 1, MAX_REMOTE_SIDE), height: int(v.height, 'image_size.height', 1, MAX_REMOTE_SIDE) };
+    } else throw invalidInput('image_size', 'must be a preset name or an object {width, height}');
+  }
+  if (input.num_inference_steps !== undefined) out.num_inference_steps = int(input.num_inference_steps, 'num_inference_steps', s.steps.min, s.steps.max);
+  if (input.guidance_scale !== undefined) out.guidance_scale = num(input.guidance_scale, 'guidance_scale', 1, 20);
+  if (input.strength !== undefined) out.strength = num(input.strength, 'strength', 0, 1, true);
+  if (input.seed !== undefined && input.seed !== null) out.seed = int(input.seed, 'seed', 0, MAX_SEED);
+  if (input.num_images !== undefined) out.num_images = int(input.num_images, 'num_images', 1, 4);
+  for (const k of ['enable_safety_checker', 'sync_mode'] as const) {
+    if (input[k] !== undefined) {
+      if (typeof input[k] !== 'boolean') throw invalidInput(k, 'must be true or false');
+      out[k] = input[k];
+    }
+  }
+  if (input.output_format !== undefined) {
+    if (input.output_format !== 'jpeg' && input.output_format !== 'png') throw invalidInput('output_format', `must be "jpeg" or "png", got ${JSON.stringify(input.output_format)}`);
+    out.output_format = input.output_format;
+  }
+  if (input.acceleration !== undefined) {
+    if (!['none', 'regular', 'high'].includes(input.acceleration as string)) throw invalidInput('acceleration', 'must be "none", "regular" or "high"');
+    out.acceleration = input.acceleration as 'none' | 'regular' | 'high';
+  }
+  return out;
+}
