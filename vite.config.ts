@@ -1,4 +1,5 @@
 import { defineConfig } from 'vite';
+import { falProxyPlugin } from './server/vite-plugin-fal-proxy.js';
 
 // Cross-origin isolation (COOP/COEP) gives SharedArrayBuffer, so onnxruntime-web can use wasm threads.
 const isolation = {
@@ -7,6 +8,8 @@ const isolation = {
 };
 
 export default defineConfig({
+  // Same-origin /api/fal/proxy for the remote (fal.ai) fallback; the key stays on the server (docs/proxy.md).
+  plugins: [falProxyPlugin()],
   server: { host: '127.0.0.1', port: 5173, headers: isolation },
   preview: { host: '127.0.0.1', port: 4173, headers: isolation },
   worker: { format: 'es' },

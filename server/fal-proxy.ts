@@ -1,0 +1,453 @@
+/**
+ * The same-origin fal proxy: the browser's stock @fal-ai/client (proxyUrl '/api/fal/proxy') sends every fal call
+ * here with the real URL in `x-fal-target-url`; we check it against a FLUX-only allowlist, add the server's key
+ * and stream fal's answer back unchanged (status, body, SSE). docs/proxy.md has the why; fal-protocol.md §2–3
+ * (the shared fal spec) the wire contract and the stock proxy's defects this avoids.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkFalTarget, TARGET_URL_HEADER, type FalTargetKind } from './fal-target.js';
+import { TokenBuckets } from './rate-limit.js';
+
+export { checkFalTarget, FLUX_SUBMIT_PATHS, TARGET_URL_HEADER, type FalTargetCheck, type FalTargetKind } from './fal-target.js';
+
+export const FAL_PROXY_ROUTE = '/api/fal/proxy';
+/** A 10 MiB data-URI input image plus the rest of the JSON. */
+export const DEFAULT_MAX_BODY_BYTES = 12 * 1024 * 1024;
+/** Generous enough for several tabs polling status every 500 ms; submits are what cost money. */
+export const DEFAULT_RATE_LIMIT: Readonly<Required<FalProxyRateLimit>> = { requestsPerSecond: 20, burst: 60, submitsPerMinute: 10, submitBurst: 10 };
+export const PROXY_ID = 'flux-webgpu';
+
+export interface FalProxyRateLimit {
+  /** All requests, per client: sustained rate. @defaultValue 20 */
+  requestsPerSecond?: number;
+  /** All requests, per client: bucket size. @defaultValue 60 */
+  burst?: number;
+  /** POSTs (submits, upload initiations), per client: sustained rate. @defaultValue 10 */
+  submitsPerMinute?: number;
+  /** POSTs, per client: bucket size. @defaultValue 10 */
+  submitBurst?: number;
+}
+
+export interface FalProxyOptions {
+  /** The fal key. Falls back to FAL_KEY, else FAL_KEY_ID + ':' + FAL_KEY_SECRET; read per request. */
+  key?: () => string | undefined;
+  /** Request body cap, enforced from content-length and while reading. @defaultValue 12 MiB */
+  maxBodyBytes?: number;
+  /** Per-client token buckets; false turns limiting off. @defaultValue DEFAULT_RATE_LIMIT */
+  rateLimit?: FalProxyRateLimit | false;
+  /**
+   * Identify clients by `x-forwarded-for` instead of the socket address: true trusts one proxy hop (the
+   * rightmost entry), a number that many. Only behind a reverse proxy that sets the header. @defaultValue false
+   */
+  trustProxy?: boolean | number;
+  /**
+   * TEST ONLY: fetch from this origin (e.g. http://127.0.0.1:4180) instead of fal's. Validation still runs on
+   * the original https fal URL; the original host goes along as `x-fal-test-host`. Env: FAL_TEST_UPSTREAM_ORIGIN.
+   */
+  upstreamOrigin?: string;
+  /** One line per request (`method host path -> status ms`), plus warnings; false for silence. @defaultValue console.log */
+  log?: ((line: string) => void) | false;
+}
+
+export type FalProxyHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/** `error_type` of the proxy's own JSON errors (fal's own errors pass through unchanged). */
+export type FalProxyErrorType =
+  | 'proxy_bad_target'
+  | 'proxy_forbidden'
+  | 'proxy_method_not_allowed'
+  | 'proxy_body_too_large'
+  | 'proxy_bad_body'
+  | 'proxy_rate_limited'
+  | 'proxy_key_missing'
+  | 'proxy_key_invalid'
+  | 'proxy_upstream_unreachable'
+  | 'proxy_internal_error';
+
+const METHODS = new Set(['GET', 'POST', 'PUT']);
+/** x-fal-* headers we set ourselves (or that only steer the proxy) and never take from the browser. */
+const OWN_FAL_HEADERS = new Set([TARGET_URL_HEADER, 'x-fal-client-proxy', 'x-fal-test-host']);
+/** Response headers not copied: hop-by-hop, re-framed by us (fetch already decoded the body), or meaningful
+ * only for fal's own origin (cookies, HSTS, alt-svc, CORS). */
+const DROPPED_RESPONSE_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'content-encoding',
+  'set-cookie',
+  'set-cookie2',
+  'alt-svc',
+  'strict-transport-security',
+]);
+/** Printable ASCII without spaces: what a fal key is, and what can safely go in a header. */
+const HEADER_TOKEN = /^[\x21-\x7e]+$/;
+const PRINTABLE_VALUE = /^[\x20-\x7e]*$/;
+/** After refusing an oversized upload, how long to drain before dropping the connection. */
+const LINGER_MS = 1000;
+
+interface RequestLog {
+  method: string;
+  host: string;
+  path: string;
+  note: string;
+}
+
+export function createFalProxy(options: FalProxyOptions = {}): FalProxyHandler {
+  const sink = options.log === false ? noop : (options.log ?? ((line: string) => console.log(line)));
+  const log = (line: string): void => {
+    try {
+      sink(line);
+    } catch {
+      // a throwing logger must not take a request (or the server) down
+    }
+  };
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(maxBody) || maxBody < 0) throw new RangeError(`maxBodyBytes must be a non-negative integer, got ${maxBody}`);
+  const hops = options.trustProxy === true ? 1 : typeof options.trustProxy === 'number' ? options.trustProxy : 0;
+  if (!Number.isSafeInteger(hops) || hops < 0) throw new RangeError(`trustProxy must be a boolean or a non-negative integer, got ${options.trustProxy}`);
+  const limits = options.rateLimit === false ? undefined : createLimits({ ...DEFAULT_RATE_LIMIT, ...definedOnly(options.rateLimit ?? {}) });
+  const upstreamOrigin = parseUpstreamOrigin(options.upstreamOrigin ?? process.env.FAL_TEST_UPSTREAM_ORIGIN);
+  if (upstreamOrigin) {
+    log(`[fal-proxy] WARNING: upstream override active (upstreamOrigin / FAL_TEST_UPSTREAM_ORIGIN): fal requests go to ${upstreamOrigin}, not to fal.ai. For tests only.`);
+  }
+
+  return async function falProxy(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const entry: RequestLog = { method: safeToken(req.method ?? '?'), host: '-', path: '-', note: '' };
+    let key: string | undefined;
+    // Late socket errors must never become unhandled 'error' events.
+    req.on('error', noop);
+    res.on('error', noop);
+    res.once('close', () => {
+      const ms = Math.round(performance.now() - started);
+      const status = res.headersSent ? String(res.statusCode) : '---';
+      const aborted = res.writableFinished ? '' : ' (client closed)';
+      log(redact(`[fal-proxy] ${entry.method} ${entry.host} ${entry.path} -> ${status} ${ms}ms${aborted}${entry.note}`, key));
+    });
+    try {
+      key = resolveKey(options.key);
+      await handle(req, res, entry, key);
+    } catch (err) {
+      entry.note = ` (internal error: ${describeError(err)})`;
+      if (!res.headersSent) sendJson(res, 500, 'proxy_internal_error', 'Internal error in the fal proxy', key);
+      else res.destroy();
+    }
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, entry: RequestLog, key: string | undefined): Promise<void> {
+    const refuse = (status: number, type: FalProxyErrorType, detail: string, headers: Record<string, string> = {}) => {
+      entry.note = ` (${detail})`;
+      // Node would otherwise read (and discard) an unread body of any size to keep the connection alive.
+      const unread = !req.readableEnded && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
+      sendJson(res, status, type, detail, key, unread ? { ...headers, connection: 'close' } : headers);
+      if (unread) closeSoon(req, res);
+    };
+    const method = req.method ?? '';
+    if (!METHODS.has(method)) {
+      return refuse(405, 'proxy_method_not_allowed', `Method ${entry.method} is not allowed; the fal proxy accepts GET, POST and PUT`, { allow: 'GET, POST, PUT' });
+    }
+    const client = clientId(req, hops);
+    if (limits) {
+      const wait = limits.all.take(client);
+      if (wait > 0) return refuse(429, 'proxy_rate_limited', `Too many requests to the fal proxy; retry in ${retryAfter(wait)} s`, { 'retry-after': String(retryAfter(wait)) });
+    }
+
+    const target = checkFalTarget(method, req.headers[TARGET_URL_HEADER]);
+    if (target.host !== undefined) entry.host = safeToken(target.host);
+    if (target.ok) entry.path = target.url.pathname;
+    else if (target.path !== undefined) entry.path = safeToken(target.path);
+    if (!target.ok) return refuse(target.status, target.errorType, target.detail);
+
+    if (key === undefined) return refuse(500, 'proxy_key_missing', 'The fal proxy has no FAL_KEY configured on the server');
+    if (!HEADER_TOKEN.test(key)) return refuse(500, 'proxy_key_invalid', 'The fal proxy key configured on the server contains characters that cannot be sent in a header');
+
+    if (method === 'POST' && limits) {
+      const wait = limits.submit.take(client);
+      if (wait > 0) return refuse(429, 'proxy_rate_limited', `Too many submits through the fal proxy; retry in ${retryAfter(wait)} s`, { 'retry-after': String(retryAfter(wait)) });
+    }
+
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxBody) return refuseTooLarge(req, res, entry, key, maxBody);
+    const body = await readBody(req, maxBody);
+    if (body === 'aborted') {
+      entry.note = ' (client closed while sending)';
+      return;
+    }
+    if (body === 'too_large') return refuseTooLarge(req, res, entry, key, maxBody);
+    // Only submits and upload initiations carry input; a body on GET/PUT is dropped (cancel takes none).
+    const forwardBody = method === 'POST' && body.length > 0 ? body : null;
+    if (forwardBody && !isJson(forwardBody)) return refuse(400, 'proxy_bad_body', 'The request body must be JSON');
+
+    await forward(req, res, entry, key, target.kind, target.host, (upstreamOrigin ?? target.url.origin) + target.pathAndQuery, forwardBody);
+  }
+
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: RequestLog,
+    key: string,
+    kind: FalTargetKind,
+    host: string,
+    upstreamUrl: string,
+    body: Buffer | null,
+  ): Promise<void> {
+    if (res.destroyed) return;
+    const controller = new AbortController();
+    // A client that goes away (closed tab, aborted poll, SSE closed) must not leave an upstream call running.
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort();
+    });
+
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (!name.startsWith('x-fal-') || OWN_FAL_HEADERS.has(name) || value === undefined) continue;
+      const v = Array.isArray(value) ? value.join(', ') : value;
+      // fal's headers are ASCII; anything else (Node passes latin-1 through) is dropped, not sent mangled.
+      if (PRINTABLE_VALUE.test(v)) headers[name] = v;
+    }
+    // Pass accept through so the status stream gets text/event-stream (the stock proxy forces JSON).
+    const accept = req.headers.accept;
+    headers.accept = typeof accept === 'string' && accept !== '' ? accept : 'application/json';
+    if (body) headers['content-type'] = 'application/json';
+    headers.authorization = `Key ${key}`;
+    headers['x-fal-client-proxy'] = PROXY_ID;
+    if (upstreamOrigin) headers['x-fal-test-host'] = host;
+
+    let upstream: Response;
+    try {
+      upstream = await fetch(upstreamUrl, {
+        method: req.method ?? 'GET',
+        headers,
+        body: body as Uint8Array<ArrayBuffer> | null,
+        signal: controller.signal,
+        // Never follow a redirect with our key attached; the client sees it as fal sent it.
+        redirect: 'manual',
+      });
+    } catch (err) {
+      if (controller.signal.aborted) {
+        entry.note = ' (client closed before fal answered)';
+        return;
+      }
+      const why = describeError(err);
+      entry.note = ` (upstream: ${why})`;
+      sendJson(res, 502, 'proxy_upstream_unreachable', `fal is unreachable: ${why}`, key);
+      return;
+    }
+
+    const out: Record<string, string> = {};
+    const connectionTokens = new Set((upstream.headers.get('connection') ?? '').toLowerCase().split(',').map((t) => t.trim()));
+    upstream.headers.forEach((value, name) => {
+      if (DROPPED_RESPONSE_HEADERS.has(name) || connectionTokens.has(name) || name.startsWith('access-control-')) return;
+      out[name] = value;
+    });
+    const isStream = kind === 'status_stream' || (out['content-type'] ?? '').startsWith('text/event-stream');
+    // Reverse proxies (nginx) buffer responses by default, which would hold SSE events back.
+    if (isStream) out['x-accel-buffering'] = 'no';
+
+    const reader = upstream.body?.getReader();
+    try {
+      res.writeHead(upstream.status, out);
+      res.flushHeaders();
+      if (reader) {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (res.destroyed) return;
+          if (!res.write(value)) await drained(res);
+        }
+      }
+      res.end();
+    } catch (err) {
+      if (controller.signal.aborted) return;
+      entry.note = ` (upstream stream failed: ${describeError(err)})`;
+      // Headers are out: cut the connection so the client sees a truncated response, not a clean end.
+      if (res.headersSent) res.destroy();
+      else sendJson(res, 502, 'proxy_upstream_unreachable', `fal's response could not be relayed: ${describeError(err)}`, key);
+    } finally {
+      reader?.cancel().catch(noop);
+    }
+  }
+}
+
+function createLimits(cfg: Required<FalProxyRateLimit>): { all: TokenBuckets; submit: TokenBuckets } {
+  return {
+    all: new TokenBuckets({ ratePerSecond: cfg.requestsPerSecond, burst: cfg.burst }),
+    submit: new TokenBuckets({ ratePerSecond: cfg.submitsPerMinute / 60, burst: cfg.submitBurst }),
+  };
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function retryAfter(waitSeconds: number): number {
+  return Math.max(1, Math.ceil(waitSeconds));
+}
+
+function parseUpstreamOrigin(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new Error(`fal proxy: upstream override ${JSON.stringify(value)} is not a URL (expected an origin such as http://127.0.0.1:4180)`);
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash || (u.pathname !== '/' && u.pathname !== '')) {
+    throw new Error(`fal proxy: upstream override ${JSON.stringify(value)} must be a bare http(s) origin such as http://127.0.0.1:4180`);
+  }
+  return u.origin;
+}
+
+function resolveKey(fromOptions: (() => string | undefined) | undefined): string | undefined {
+  let key: string | undefined;
+  try {
+    key = fromOptions?.();
+  } catch {
+    key = undefined;
+  }
+  if (key) return key;
+  if (process.env.FAL_KEY) return process.env.FAL_KEY;
+  if (process.env.FAL_KEY_ID && process.env.FAL_KEY_SECRET) return `${process.env.FAL_KEY_ID}:${process.env.FAL_KEY_SECRET}`;
+  return undefined;
+}
+
+/** Belt and braces: no message of ours should ever carry the key, whatever it was built from. */
+function redact(text: string, key: string | undefined): string {
+  if (!key) return text;
+  let out = text.split(key).join('[redacted]');
+  // An id:secret key: the secret alone is just as sensitive.
+  const secret = key.includes(':') ? key.slice(key.indexOf(':') + 1) : '';
+  if (secret.length >= 8) out = out.split(secret).join('[redacted]');
+  return out;
+}
+
+function clientId(req: IncomingMessage, hops: number): string {
+  if (hops > 0) {
+    const xff = req.headers['x-forwarded-for'];
+    const list = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    // Entries left of the ones our own proxies appended are whatever the client claimed.
+    const pick = list[Math.max(0, list.length - hops)];
+    if (pick !== undefined) return pick;
+  }
+  return req.socket?.remoteAddress ?? 'unknown';
+}
+
+function sendJson(res: ServerResponse, status: number, type: FalProxyErrorType, detail: string, key: string | undefined, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (res.destroyed) return;
+  const body = JSON.stringify({ detail: redact(detail, key), error_type: type });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': String(Buffer.byteLength(body)),
+  });
+  res.end(body);
+}
+
+function refuseTooLarge(req: IncomingMessage, res: ServerResponse, entry: RequestLog, key: string | undefined, maxBody: number): void {
+  const detail = `Request body is larger than the fal proxy's limit of ${maxBody} bytes`;
+  entry.note = ` (${detail})`;
+  // Stop reading: answer, close the connection, and drop it if the client keeps sending.
+  sendJson(res, 413, 'proxy_body_too_large', detail, key, { connection: 'close' });
+  closeSoon(req, res);
+}
+
+/** After the response, give the client LINGER_MS to stop sending (so it reads our answer), then drop it. */
+function closeSoon(req: IncomingMessage, res: ServerResponse): void {
+  res.once('finish', () => {
+    const socket = req.socket;
+    if (!socket || socket.destroyed) return;
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
+/** The request body, capped; 'aborted' when the client went away first. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | 'too_large' | 'aborted'> {
+  // Mounted behind a body parser (e.g. express.json()), the stream is already consumed.
+  if (req.readableEnded) {
+    const parsed = (req as IncomingMessage & { body?: unknown }).body;
+    let buf: Buffer;
+    if (parsed === undefined || parsed === null) buf = Buffer.alloc(0);
+    else if (Buffer.isBuffer(parsed)) buf = parsed;
+    else if (typeof parsed === 'string') buf = Buffer.from(parsed);
+    else buf = Buffer.from(JSON.stringify(parsed));
+    return Promise.resolve(buf.length > max ? 'too_large' : buf);
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let settled = false;
+    const settle = (v: Buffer | 'too_large' | 'aborted') => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      resolve(v);
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > max) {
+        chunks.length = 0;
+        settle('too_large');
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => settle(Buffer.concat(chunks, total));
+    const onClose = () => settle('aborted');
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('close', onClose);
+  });
+}
+
+function isJson(body: Buffer): boolean {
+  try {
+    JSON.parse(body.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    if (res.destroyed) return resolve();
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
+function describeError(err: unknown): string {
+  const e = err as { message?: unknown; cause?: { message?: unknown; code?: unknown } } | null;
+  const cause = e?.cause;
+  const text = typeof cause?.message === 'string' && cause.message !== '' ? cause.message : typeof e?.message === 'string' ? e.message : String(err);
+  return text.replace(/[\r\n]+/g, ' ').slice(0, 300);
+}
+
+/** For log lines: printable ASCII only, bounded. */
+function safeToken(s: string): string {
+  return s.replace(/[^\x21-\x7e]/g, '?').slice(0, 200);
+}
+
+function noop(): void {}
