@@ -2,9 +2,11 @@ import { defineConfig } from 'vite';
 import { falProxyPlugin } from './server/vite-plugin-fal-proxy.js';
 
 // Cross-origin isolation (COOP/COEP) gives SharedArrayBuffer, so onnxruntime-web can use wasm threads.
+// `credentialless` rather than `require-corp`: images fal returns (fal.media) need not send CORP headers.
+// Same headers as the standalone server (server/static.ts).
 const isolation = {
   'Cross-Origin-Opener-Policy': 'same-origin',
-  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Embedder-Policy': 'credentialless',
 };
 
 export default defineConfig({

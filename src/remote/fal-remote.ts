@@ -207,8 +207,17 @@ export function remoteError(e: unknown, endpoint: FluxEndpointId, signal?: Abort
     const type = body?.error_type;
     const detail = detailText(body);
     const details = { source: 'fal', status, ...(type ? { errorType: type } : {}), ...(e.requestId ? { requestId: e.requestId } : {}) };
-    if (type === 'proxy_key_missing') {
-      return new FluxError('remote_auth', `The fal proxy has no FAL_KEY configured, so remote generation is unavailable. Set FAL_KEY in the proxy server's environment (docs/proxy.md).`, { details, cause: e });
+    if (type?.startsWith('proxy_') && type !== 'proxy_key_missing' && type !== 'proxy_key_invalid' && type !== 'proxy_upstream_unreachable') {
+      // The proxy itself refused (not fal): a bad target, a disallowed endpoint, too large, rate limited.
+      const code = type === 'proxy_rate_limited' ? 'remote_rate_limited' : 'remote_error';
+      return new FluxError(code, `The fal proxy refused the request (HTTP ${status}, ${type}${detail ? `: ${detail}` : ''}).`, { details, cause: e });
+    }
+    if (type === 'proxy_upstream_unreachable') {
+      return new FluxError('remote_unavailable', `The fal proxy could not reach fal${detail ? ` (${detail})` : ''}. Try again later.`, { details, cause: e });
+    }
+    if (type === 'proxy_key_missing' || type === 'proxy_key_invalid') {
+      const what = type === 'proxy_key_missing' ? 'has no FAL_KEY configured' : 'has a FAL_KEY that cannot be sent (stray characters?)';
+      return new FluxError('remote_auth', `The fal proxy ${what}, so remote generation is unavailable. Fix FAL_KEY in the proxy server's environment (docs/proxy.md).`, { details, cause: e });
     }
     if (status === 401 || status === 403) {
       return new FluxError(
