@@ -35,7 +35,7 @@ beforeEach(() => {
 function pngBlob(side: number, noise: boolean): Blob {
   const png = new PNG({ width: side, height: side });
   for (let i = 0; i < png.data.length; i++) png.data[i] = noise ? (Math.random() * 256) | 0 : (i * 37) & 0xff;
-  return new Blob([PNG.sync.write(png)], { type: 'image/png' });
+  return new Blob([new Uint8Array(PNG.sync.write(png))], { type: 'image/png' });
 }
 
 const remote = () => new FalRemote({ proxyUrl, pollIntervalMs: 10 });
