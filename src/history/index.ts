@@ -1,0 +1,27 @@
+/** Generation history (docs/history.md). */
+export {
+  canvasThumbnailer,
+  DEFAULT_HISTORY_DB_NAME,
+  DEFAULT_THUMBNAIL_MAX_SIDE,
+  exportFileName,
+  HISTORY_DB_VERSION,
+  HISTORY_EXPORT_FORMAT,
+  HISTORY_EXPORT_VERSION,
+  HistoryStore,
+  isQuotaError,
+  isStrippedMarker,
+  MAX_DATA_URI_CHARS,
+  STRIPPED_PREFIX,
+  toJsonSafe,
+  type ExportedEntry,
+  type ExportedImage,
+  type HistoryEntry,
+  type HistoryExport,
+  type HistoryImage,
+  type HistoryStoreOptions,
+  type HistoryUsage,
+  type NewHistoryEntry,
+  type NewHistoryImage,
+  type Thumbnailer,
+} from './history-store.js';
+export { canvasThumbnailerAvailable, thumbnailSize } from './thumbnail.js';
