@@ -9,6 +9,7 @@ Writes (and first deletes) only:
     tests/fixtures/reference/             golden pipeline cases + encoder outputs
     tests/fixtures/models/                variant graphs + I/O sets for check_onnx.mjs
     tests/fixtures/tokenizer-cases.json   raw token ids of a few prompts (JS tokenizers)
+    tests/fixtures/safety/                the tiny safety-checker classifier (safety_checker.py)
 Then run `node tools/testpack/check_onnx.mjs` to compare every graph with PyTorch.
 """
 from __future__ import annotations
@@ -36,6 +37,7 @@ sys.path.insert(0, HERE)
 import models as M  # noqa: E402
 import tokenizers_toy as T  # noqa: E402
 import reference_pipeline as R  # noqa: E402
+import safety_checker as S  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 PACK_REL = "public/packs/flux-test-tiny"
@@ -624,6 +626,7 @@ def main():
               f"final latent std {s['final_latent_std']:.3f}")
     total = sum(f["size"] for f in manifest["files"])
     print(f"pack: {len(manifest['files'])} files, {total} bytes")
+    S.main()  # tests/fixtures/safety/: the tiny safety-checker classifier and PIL resize references
 
 
 if __name__ == "__main__":
