@@ -4,12 +4,13 @@
  */
 import { FluxError } from '../errors.js';
 import type { FluxModelConfig } from '../pipeline/config.js';
+import { parseSafetyCheckerConfig, SAFETY_CONFIG_KEYS, type SafetyCheckerConfig } from './safety-checker.js';
 
 export const MANIFEST_FORMAT = 'flux-webgpu-pack';
 export const MANIFEST_FORMAT_VERSION = 1;
 
-export type ComponentName = 'clip' | 't5' | 'transformer' | 'vae_decoder';
-export const COMPONENT_NAMES: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder'];
+export type ComponentName = 'clip' | 't5' | 'transformer' | 'vae_decoder' | 'safety_checker';
+export const COMPONENT_NAMES: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder', 'safety_checker'];
 
 /** A file in the pack, addressed by its path relative to the manifest. */
 export interface PackFile {
@@ -60,6 +61,12 @@ export interface ComponentSpec extends Partial<GraphFiles> {
   outputs?: Record<string, string>;
 }
 
+/**
+ * The optional safety checker: an image classifier graph (pixel_values → logits) plus how to feed it and read it
+ * (src/pack/safety-checker.ts, docs/safety.md).
+ */
+export type SafetyCheckerSpec = ComponentSpec & SafetyCheckerConfig;
+
 export interface TokenizerSpec {
   /** HF `tokenizer.json` (pack file). */
   tokenizer: string;
@@ -86,6 +93,7 @@ export interface PackManifest {
   components: Partial<Record<ComponentName, ComponentSpec>> & {
     transformer: ComponentSpec;
     vae_decoder: ComponentSpec;
+    safety_checker?: SafetyCheckerSpec;
   };
   tokenizers?: { clip?: TokenizerSpec; t5?: TokenizerSpec };
 }
@@ -105,6 +113,7 @@ export const COMPONENT_ROLES: Record<ComponentName, { inputs: readonly string[];
     outputs: ['velocity'],
   },
   vae_decoder: { inputs: ['latent'], outputs: ['image'] },
+  safety_checker: { inputs: ['pixel_values'], outputs: ['logits'] },
 };
 
 const CONFIG_KEYS: readonly (keyof FluxModelConfig)[] = [
@@ -229,6 +238,11 @@ export function parseManifest(json: unknown): PackManifest {
     }
     if (c.requiredFeatures !== undefined && (!Array.isArray(c.requiredFeatures) || c.requiredFeatures.some((s) => typeof s !== 'string'))) {
       throw bad('must be an array of strings', `${field}.requiredFeatures`);
+    }
+    if (name === 'safety_checker') parseSafetyCheckerConfig(c, field);
+    else {
+      const stray = SAFETY_CONFIG_KEYS.find((k) => k in c);
+      if (stray) throw bad('is a classifier field; it belongs to components.safety_checker only', `${field}.${stray}`);
     }
     const roles = COMPONENT_ROLES[name];
     for (const [kind, allowed] of [['inputs', roles.inputs], ['outputs', roles.outputs]] as const) {
