@@ -25,6 +25,7 @@ export type FluxErrorCode =
   | 'cancelled' // the caller cancelled
   | 'busy' // a second operation while one is running
   | 'runtime_error' // anything the runtime (ORT, WebGPU) threw
+  | 'safety_checker_failed' // the safety checker was asked for but could not run: no images are returned (fail closed)
   | 'local_unavailable' // the request must run locally (forced, or offline) but cannot
   | 'remote_auth' // fal or the proxy refused the key (401/403, or no FAL_KEY on the proxy)
   | 'remote_rate_limited' // fal kept answering 429 after retries

@@ -42,11 +42,20 @@ export interface FluxTimings {
   total_ms: number;
 }
 
-/** Whether a safety check ran on the images (issue #6 adds the checker; until then it never runs locally). */
+/**
+ * Whether a safety check ran on the images, and with which checker (docs/safety.md). `ran: false` always comes
+ * with a reason, and then `has_nsfw_concepts` is all false only because nothing was checked.
+ */
 export interface SafetyReport {
   ran: boolean;
+  /** The checker that ran: the pack's classifier (its `model` name), or 'fal' for remote results; null if none ran. */
   checker: string | null;
+  /** Why no check ran ('this model pack has no safety checker', 'disabled by enable_safety_checker: false'). */
   reason?: string;
+  /** Local checker: unsafe score per image in [0, 1], in image order. */
+  scores?: number[];
+  /** Local checker: images with a score ≥ this were flagged and replaced by black placeholders. */
+  threshold?: number;
 }
 
 /** fal's output shape, images as bytes (the client turns them into URLs). */
@@ -67,6 +76,8 @@ export interface LoadedModelInfo {
   testPack: boolean;
   config: FluxModelConfig;
   hasTextEncoders: boolean;
+  /** The pack's safety checker (null: it has none, so local results say `safety.ran: false`). */
+  safetyChecker: { model: string; labels: string[]; unsafeLabels: string[]; threshold: number } | null;
   components: ReturnType<OrtFluxBackend['describeComponents']>;
 }
 
@@ -90,9 +101,14 @@ export interface EngineEnv {
   jpeg: JpegEncoder;
 }
 
+function checkerInfo(backend: OrtFluxBackend): LoadedModelInfo['safetyChecker'] {
+  const c = backend.safetyChecker;
+  return c ? { model: c.model, labels: [...c.labels], unsafeLabels: [...c.unsafeLabels], threshold: c.threshold } : null;
+}
+
 export class FluxEngine {
   private backend: OrtFluxBackend | null = null;
-  private model: Omit<LoadedModelInfo, 'components' | 'hasTextEncoders' | 'config'> | null = null;
+  private model: Omit<LoadedModelInfo, 'components' | 'hasTextEncoders' | 'config' | 'safetyChecker'> | null = null;
   /** Generations and loads run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly embeddings = new PromptEmbeddingCache();
@@ -120,6 +136,7 @@ export class FluxEngine {
       ...this.model,
       config: this.backend.config,
       hasTextEncoders: this.backend.tokenizers !== null,
+      safetyChecker: checkerInfo(this.backend),
       components: this.backend.describeComponents(),
     };
   }
@@ -177,13 +194,11 @@ export class FluxEngine {
           encode_image_ms: encodeImageMs,
           total_ms: totalMs,
         },
-        has_nsfw_concepts: images.map(() => false),
+        has_nsfw_concepts: result.safety.ran ? [...result.safety.flagged] : images.map(() => false),
         prompt: request.prompt,
-        safety: {
-          ran: false,
-          checker: null,
-          reason: request.enableSafetyChecker ? 'this model pack has no safety checker' : 'disabled by enable_safety_checker: false',
-        },
+        safety: result.safety.ran
+          ? { ran: true, checker: result.safety.checker, scores: result.safety.scores, threshold: result.safety.threshold }
+          : { ran: false, checker: null, reason: result.safety.reason },
       };
       if (result.latents) out.latents = result.latents;
       return out;

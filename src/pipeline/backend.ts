@@ -3,6 +3,7 @@
  * owns sessions, memory and dtypes. Tensors are opaque handles: on WebGPU they stay in GPU buffers and only
  * `download` (and `decode`, for the final image) read them back.
  */
+import type { SafetyCheckerConfig } from '../pack/safety-checker.js';
 import type { FluxModelConfig } from './config.js';
 import type { LatentShape } from './latents.js';
 import type { ClipTokenizer, T5Tokenizer } from './tokenizers.js';
@@ -27,8 +28,24 @@ export interface TransformerInputs {
   txtIds: Float32Array;
 }
 
+/** What `decode` reads back: the image, plus the safety classifier's output when the check was asked for. */
+export interface DecodedImages {
+  /** VAE output [B, 3, H, W], float32. */
+  data: Float32Array;
+  dims: number[];
+  /** Safety classifier output [B, labels] (float32), present when `safetyCheck` was asked for. */
+  safety?: { data: Float32Array; dims: number[] };
+}
+
+export interface DecodeOptions {
+  /** Run the safety checker on the decoded images before anything is read back (needs `safetyChecker`). */
+  safetyCheck?: boolean;
+}
+
 export interface FluxBackend {
   readonly config: FluxModelConfig;
+  /** The pack's safety checker, or null when it has none. */
+  readonly safetyChecker: SafetyCheckerConfig | null;
   /** Present when the pack has text encoders (otherwise callers must pass prompt embeddings). */
   readonly tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
   /** CLIP on framed ids [B, clipMaxLength] → pooled [B, P]. `pooledIndex[b]` is the first EOS of row b. */
@@ -43,8 +60,11 @@ export interface FluxBackend {
   transformer(inputs: TransformerInputs): Promise<DeviceTensor>;
   /** x + dt·v (float32), on the device. */
   eulerStep(x: DeviceTensor, v: DeviceTensor, dt: number): Promise<DeviceTensor>;
-  /** Unpack, scale/shift and VAE-decode packed latents; the one read-back: image [B, 3, H, W]. */
-  decode(x: DeviceTensor, shape: LatentShape): Promise<{ data: Float32Array; dims: number[] }>;
+  /**
+   * Unpack, scale/shift and VAE-decode packed latents, optionally run the safety checker on the device, and read
+   * back once: image [B, 3, H, W] (+ the classifier output).
+   */
+  decode(x: DeviceTensor, shape: LatentShape, options?: DecodeOptions): Promise<DecodedImages>;
   /** Read a tensor back as float32 (for callers that ask for the latents). */
   download(t: DeviceTensor): Promise<Float32Array>;
   /** Called when text encoding is done for this generation (a backend may free encoder memory). */

@@ -10,6 +10,7 @@ import type { GenerationRequest, HostTensor } from './request.js';
 import { eulerDt, schnellSigmas, timestepInput } from './schedule.js';
 import { clipPooledIndex, frameClipIds, frameT5Ids } from './tokens.js';
 import type { PromptEmbeddingCache } from './embedding-cache.js';
+import { safetyPlaceholder, safetyVerdict } from './safety.js';
 import { postprocessImages, type RgbaImage } from './vae.js';
 
 export type PipelineStage = 'encode_text' | 'denoise' | 'decode' | 'postprocess';
@@ -43,8 +44,18 @@ export interface PipelineOptions {
   now?: () => number;
 }
 
+/** Whether the safety checker ran on this generation's images, and what it found. */
+export type PipelineSafety =
+  | { ran: true; checker: string; threshold: number; scores: number[]; flagged: boolean[] }
+  | { ran: false; reason: string };
+
+export const SAFETY_REASON_NO_CHECKER = 'this model pack has no safety checker';
+export const SAFETY_REASON_DISABLED = 'disabled by enable_safety_checker: false';
+
 export interface PipelineResult {
+  /** Flagged images are already replaced by black placeholders of the same size. */
   images: RgbaImage[];
+  safety: PipelineSafety;
   /** True when the prompt embeddings came from the cache (no text encoder ran). */
   textEmbeddingsCached: boolean;
   latents?: HostTensor;
@@ -188,18 +199,49 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
 
     onProgress?.({ stage: 'decode', totalSteps: request.steps, elapsedMs: elapsed() });
     const td = now();
-    const decoded = await backend.decode(x, shape);
+    const checker = request.enableSafetyChecker ? backend.safetyChecker : null;
+    const decoded = await backend.decode(x, shape, checker ? { safetyCheck: true } : {});
     release(x);
     const decodeMs = now() - td;
+
+    // The verdict comes before any pixel is turned into an image: flagged images are never postprocessed, and
+    // their decoded values (and latents, when asked for) are wiped.
+    let safety: PipelineSafety;
+    let flagged: boolean[] = [];
+    if (checker) {
+      if (!decoded.safety) throw new FluxError('safety_checker_failed', `The safety checker (${checker.model}) returned no result, so no images are returned.`);
+      let verdict: ReturnType<typeof safetyVerdict>;
+      try {
+        verdict = safetyVerdict(decoded.safety.data, decoded.safety.dims, checker);
+      } catch (e) {
+        throw new FluxError('safety_checker_failed', `The safety checker (${checker.model}) failed, so no images are returned: ${(e as Error).message}`, { cause: e });
+      }
+      flagged = verdict.flagged;
+      safety = { ran: true, checker: checker.model, threshold: checker.threshold, scores: verdict.scores, flagged };
+    } else {
+      safety = { ran: false, reason: request.enableSafetyChecker ? SAFETY_REASON_NO_CHECKER : SAFETY_REASON_DISABLED };
+    }
+    const [B, , H, W] = decoded.dims as [number, number, number, number];
+    const imageValues = 3 * H * W;
+    for (const [b, f] of flagged.entries()) {
+      if (!f) continue;
+      decoded.data.fill(0, b * imageValues, (b + 1) * imageValues);
+      if (latents) latents.data.fill(0, (b * latents.data.length) / B, ((b + 1) * latents.data.length) / B);
+    }
     throwIfCancelled(signal);
 
     onProgress?.({ stage: 'postprocess', totalSteps: request.steps, elapsedMs: elapsed() });
     const tp = now();
-    const images = postprocessImages(decoded.data, decoded.dims);
+    const images = flagged.some(Boolean)
+      ? Array.from({ length: B }, (_, b) =>
+          flagged[b] ? safetyPlaceholder(W, H) : postprocessImages(decoded.data.subarray(b * imageValues, (b + 1) * imageValues), [1, 3, H, W])[0]!,
+        )
+      : postprocessImages(decoded.data, decoded.dims);
     const postprocessMs = now() - tp;
 
     const result: PipelineResult = {
       images,
+      safety,
       textEmbeddingsCached: text.cached,
       timings: { encodeTextMs, stepMs, denoiseMs, decodeMs, postprocessMs, totalMs: elapsed() },
     };

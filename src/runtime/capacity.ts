@@ -79,14 +79,18 @@ export function packNeeds(m: PackManifest): PackNeeds {
   return { componentBytes, requiredFeatures: [...features].sort(), maxTensorBytes };
 }
 
-/** Bytes each plan needs: resident weights + the largest transient stage + activations. */
+/**
+ * Bytes each plan needs: resident weights + the largest transient stage + activations. The safety checker (small,
+ * run right after the VAE) is resident with the VAE; under all-transient it is one more component loaded alone.
+ */
 export function planBytes(needs: PackNeeds): Record<ResidencyPlan, number> {
   const b = (n: ComponentName) => needs.componentBytes[n] ?? 0;
   const largest = Math.max(...Object.values(needs.componentBytes).map((x) => x ?? 0), 0);
   const act = activationBytes(largest);
+  const decode = b('vae_decoder') + b('safety_checker');
   return {
-    'all-resident': b('clip') + b('t5') + b('transformer') + b('vae_decoder') + act,
-    'encoders-transient': Math.max(b('transformer') + b('vae_decoder'), b('transformer') + b('clip') + b('t5')) + act,
+    'all-resident': b('clip') + b('t5') + b('transformer') + decode + act,
+    'encoders-transient': Math.max(b('transformer') + decode, b('transformer') + b('clip') + b('t5')) + act,
     'all-transient': largest + act,
   };
 }
@@ -96,6 +100,13 @@ const PLAN_RESIDENT: Record<ResidencyPlan, ComponentName[]> = {
   'encoders-transient': ['transformer', 'vae_decoder'],
   'all-transient': [],
 };
+
+/** The plan's resident components; the safety checker, when the pack has one, stays with the VAE. */
+function residentFor(plan: ResidencyPlan, needs: PackNeeds): ComponentName[] {
+  const r = [...PLAN_RESIDENT[plan]];
+  if (needs.componentBytes.safety_checker !== undefined && r.includes('vae_decoder')) r.push('safety_checker');
+  return r;
+}
 
 /** Decide from needs and offer. Pure, so it is unit-tested; the worker supplies the measured offer. */
 export function decideCapacity(needs: PackNeeds, offer: DeviceOffer): CapacityDecision {
@@ -144,7 +155,7 @@ export function decideCapacity(needs: PackNeeds, offer: DeviceOffer): CapacityDe
     canRunLocally: true,
     reason: `Runs locally: ${how}.`,
     plan: chosen,
-    resident: PLAN_RESIDENT[chosen],
+    resident: residentFor(chosen, needs),
     neededBytes: sizes[chosen],
     budgetBytes: budget,
     reserveBytes,

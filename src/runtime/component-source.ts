@@ -4,6 +4,7 @@
  */
 import { FluxError } from '../errors.js';
 import { COMPONENT_NAMES, componentGraphs, type ComponentName, type ComponentSpec, type GraphFiles, type PackManifest } from '../pack/manifest.js';
+import { parseSafetyCheckerConfig, pickSafetyConfig, type SafetyCheckerConfig } from '../pack/safety-checker.js';
 import { resolveModelConfig, type FluxModelConfig } from '../pipeline/config.js';
 import { loadClipTokenizer, loadT5Tokenizer, type ClipTokenizer, type T5Tokenizer } from '../pipeline/tokenizers.js';
 import { readJsonFile, toBytes, type PackFileData, type PackSource } from '../storage/pack-source.js';
@@ -40,6 +41,8 @@ export interface BackendSources {
   explicitConfig: Partial<FluxModelConfig>;
   components: Partial<Record<ComponentName, ComponentSource>>;
   tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
+  /** How to feed and read the safety_checker component (required with it). */
+  safetyChecker?: SafetyCheckerConfig;
 }
 
 function packGraph(source: PackSource, name: ComponentName, files: GraphFiles): GraphSource {
@@ -103,7 +106,10 @@ export async function sourcesFromPack(source: PackSource, configOverrides?: Part
     const [clip, t5] = [await load(m.tokenizers.clip), await load(m.tokenizers.t5)];
     tokenizers = { clip: loadClipTokenizer(clip.json, clip.config), t5: loadT5Tokenizer(t5.json, t5.config) };
   }
-  return { config: resolveModelConfig(m.config, configOverrides), explicitConfig: { ...m.config, ...configOverrides }, components, tokenizers };
+  const sources: BackendSources = { config: resolveModelConfig(m.config, configOverrides), explicitConfig: { ...m.config, ...configOverrides }, components, tokenizers };
+  const checker = m.components.safety_checker;
+  if (checker) sources.safetyChecker = parseSafetyCheckerConfig(pickSafetyConfig(checker as unknown as Record<string, unknown>), 'components.safety_checker');
+  return sources;
 }
 
 /** Throw unless both text encoders or neither are present (with their tokenizers). */

@@ -9,10 +9,12 @@
  */
 import { FluxError, toFluxError } from '../errors.js';
 import type { ComponentName } from '../pack/manifest.js';
-import type { DeviceTensor, FluxBackend, TransformerInputs } from '../pipeline/backend.js';
+import { resolvedPreprocess, type SafetyCheckerConfig } from '../pack/safety-checker.js';
+import type { DecodedImages, DecodeOptions, DeviceTensor, FluxBackend, TransformerInputs } from '../pipeline/backend.js';
 import type { FluxModelConfig } from '../pipeline/config.js';
-import { castGraph, eulerStepGraph, gatherRowsGraph, tileGraph, vaeInputGraph, type FloatDtype } from '../pipeline/device-graphs.js';
+import { castGraph, eulerStepGraph, gatherRowsGraph, packForReadbackGraph, safetyPreprocessGraph, tileGraph, vaeInputGraph, type FloatDtype } from '../pipeline/device-graphs.js';
 import type { LatentShape } from '../pipeline/latents.js';
+import { safetyResizeMatrices } from '../pipeline/safety.js';
 import type { ClipTokenizer, T5Tokenizer } from '../pipeline/tokenizers.js';
 import type { ComponentIo, TensorSlot } from './component-io.js';
 import type { ExternalDataStaging } from './external-data-staging.js';
@@ -82,13 +84,18 @@ export interface ComponentReport {
   stages?: number;
 }
 
-const PIPELINE_ORDER: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder'];
+const PIPELINE_ORDER: readonly ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder', 'safety_checker'];
 /** Evicted first → last: cheap to reload and rarely needed → expensive to reload. */
-const EVICTION_ORDER: readonly ComponentName[] = ['clip', 't5', 'vae_decoder', 'transformer'];
+const EVICTION_ORDER: readonly ComponentName[] = ['clip', 't5', 'safety_checker', 'vae_decoder', 'transformer'];
+/** Preprocessing graphs kept per image size (each holds its resampling matrices). */
+const SAFETY_PRE_SESSIONS = 4;
+/** Failures that are not the checker's own: the caller handles them as usual (recovery, cancel). */
+const NOT_CHECKER_FAILURES = new Set(['cancelled', 'device_lost', 'out_of_memory', 'gpu_error', 'not_loaded']);
 
 export class OrtFluxBackend implements FluxBackend {
   config: FluxModelConfig;
   readonly tokenizers: { clip: ClipTokenizer; t5: T5Tokenizer } | null;
+  readonly safetyChecker: SafetyCheckerConfig | null;
   readonly stats: BackendStats = emptyStats();
   private readonly loaded = new Map<ComponentName, ComponentSession>();
   private readonly helpers = new Map<string, Promise<OrtSession>>();
@@ -107,6 +114,7 @@ export class OrtFluxBackend implements FluxBackend {
     this.resident = resident;
     this.memory = memory;
     this.tokenizers = sources.components.clip && sources.components.t5 ? sources.tokenizers : null;
+    this.safetyChecker = sources.components.safety_checker ? (sources.safetyChecker ?? null) : null;
   }
 
   /** Check the sources and create the resident components' sessions. */
@@ -114,6 +122,9 @@ export class OrtFluxBackend implements FluxBackend {
     checkTextEncoders(sources);
     for (const required of ['transformer', 'vae_decoder'] as const) {
       if (!sources.components[required]) throw new FluxError('invalid_input', `A ${required} graph is required.`, { field: required });
+    }
+    if (sources.components.safety_checker && !sources.safetyChecker) {
+      throw new FluxError('invalid_input', 'A safety_checker graph needs its classifier config (preprocessing, labels, threshold).', { field: 'safety_checker' });
     }
     const present = PIPELINE_ORDER.filter((n) => sources.components[n]);
     for (const n of present) checkDeclaredFeatures(env, n, sources.components[n]!);
@@ -252,7 +263,7 @@ export class OrtFluxBackend implements FluxBackend {
     )[0]!;
   }
 
-  async decode(x: DeviceTensor, shape: LatentShape): Promise<{ data: Float32Array; dims: number[] }> {
+  async decode(x: DeviceTensor, shape: LatentShape, options: DecodeOptions = {}): Promise<DecodedImages> {
     await this.releaseTransient(['transformer']);
     const c = await this.acquire('vae_decoder');
     const { batch: B, channels: C, height: h, width: w } = shape;
@@ -272,11 +283,87 @@ export class OrtFluxBackend implements FluxBackend {
       if (image.dims.length !== 4 || image.dims[0] !== B || image.dims[1] !== 3) {
         throw new FluxError('model_io_mismatch', `vae_decoder: output is [${image.dims.join(', ')}], expected [${B}, 3, H, W]`);
       }
-      return { data: await this.readBack(image), dims: [...image.dims] };
+      if (!options.safetyCheck) return { data: await this.readBack(image), dims: [...image.dims] };
+      await this.releaseTransient(['vae_decoder']);
+      return await this.checkAndReadBack(image);
     } finally {
       image.dispose();
       await this.releaseTransient(['vae_decoder']);
     }
+  }
+
+  /**
+   * The safety checker on the decoded image, on the device: preprocess (device-graphs.ts), classify, then pack image
+   * and classifier output into one buffer, so the generation still has a single read-back and no pixels reach the
+   * host before the check has run. Any failure of the checker itself becomes `safety_checker_failed`.
+   */
+  private async checkAndReadBack(image: OrtTensor): Promise<DecodedImages> {
+    const cfg = this.safetyChecker;
+    if (!cfg) throw new FluxError('not_loaded', 'This pack has no safety checker.');
+    const [B, , H, W] = image.dims as [number, number, number, number];
+    let packed: OrtTensor;
+    try {
+      const s = await this.acquire('safety_checker');
+      const slot = s.io.inputs.pixel_values!;
+      const imageType = image.type as FloatDtype;
+      const inputType: FloatDtype = slot.type === 'float16' ? 'float16' : 'float32';
+      const [pixelValues] = await this.runHelper(`safety_pre:${H}x${W}:${imageType}:${inputType}`, () => this.safetyPreprocess(cfg, H, W, imageType, inputType), { image });
+      let logits: OrtTensor;
+      try {
+        logits = await s.run(this.runner, { [slot.name]: pixelValues! }, s.io.outputs.logits!.name);
+      } finally {
+        pixelValues!.dispose();
+      }
+      try {
+        if (logits.dims.length !== 2 || logits.dims[0] !== B || logits.dims[1] !== cfg.labels.length) {
+          throw new FluxError(
+            'model_io_mismatch',
+            `safety_checker: output is [${logits.dims.join(', ')}], expected [${B}, ${cfg.labels.length}] (one column per label: ${cfg.labels.join(', ')})`,
+          );
+        }
+        const logitsType = logits.type as FloatDtype;
+        [packed] = (await this.runHelper(`safety_pack:${imageType}:${logitsType}`, () => packForReadbackGraph(imageType, logitsType), { image, logits })) as [OrtTensor];
+      } finally {
+        logits.dispose();
+      }
+    } catch (e) {
+      throw safetyCheckerFailure(cfg, e);
+    } finally {
+      await this.releaseTransient(['safety_checker']);
+    }
+    try {
+      const all = await this.readBack(packed);
+      const n = B * 3 * H * W;
+      return { data: all.subarray(0, n), dims: [B, 3, H, W], safety: { data: all.subarray(n), dims: [B, cfg.labels.length] } };
+    } finally {
+      packed.dispose();
+    }
+  }
+
+  private safetyPreprocess(cfg: SafetyCheckerConfig, H: number, W: number, imageDtype: FloatDtype, outDtype: FloatDtype): Uint8Array {
+    const p = resolvedPreprocess(cfg.preprocess);
+    const { rh, rw, outH, outW } = safetyResizeMatrices(H, W, p);
+    // Keep a few sizes: each graph carries its resampling matrices.
+    const sizes = [...this.helpers.keys()].filter((k) => k.startsWith('safety_pre:'));
+    for (const k of sizes.slice(0, Math.max(0, sizes.length - (SAFETY_PRE_SESSIONS - 1)))) {
+      const old = this.helpers.get(k)!;
+      this.helpers.delete(k);
+      void old.then((s) => s.release()).catch(() => undefined);
+    }
+    return safetyPreprocessGraph({
+      imageDtype,
+      outDtype,
+      H,
+      W,
+      rh,
+      rw,
+      outH,
+      outW,
+      scale: p.std.map((s) => p.rescale / s),
+      bias: p.mean.map((m, i) => -m / p.std[i]!),
+      channelOrder: p.channelOrder,
+      layout: p.layout,
+    });
   }
 
   async download(t: DeviceTensor): Promise<Float32Array> {
@@ -430,6 +517,16 @@ export class OrtFluxBackend implements FluxBackend {
     if (t.type !== 'float32') throw new FluxError('model_io_mismatch', `expected a float tensor, got ${t.type}`);
     return data as Float32Array;
   }
+}
+
+function safetyCheckerFailure(cfg: SafetyCheckerConfig, e: unknown): FluxError {
+  const f = toFluxError(e);
+  if (NOT_CHECKER_FAILURES.has(f.code) || f.code === 'safety_checker_failed') return f;
+  return new FluxError(
+    'safety_checker_failed',
+    `The safety checker (${cfg.model}) failed, so no images are returned: they could not be checked. ${f.message}`,
+    { cause: e, details: { checker: cfg.model, code: f.code } },
+  );
 }
 
 function emptyStats(): BackendStats {
