@@ -11,6 +11,7 @@ import type { FluxModelConfig } from '../pipeline/config.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
 import { isImageSizePreset } from '../pipeline/image-size.js';
 import { encodeNpy, parseNpy } from './npy.js';
+import { loadSafetyCheckerConfig } from './safety-files.js';
 import { createNodeEngineEnv, sourcesFromFiles, type NodeTarget } from './node-runtime.js';
 import { openPackDir } from './verified-pack.js';
 
@@ -24,6 +25,13 @@ Model (a pack, or loose graphs; a component flag overrides the pack's):
   --clip-tokenizer <dir>       folder with tokenizer.json [+ tokenizer_config.json]
   --t5-tokenizer <dir>
   --no-verify                  skip the sha256 check of pack files (cached per file otherwise)
+
+Safety checker (docs/safety.md; a pack's own checker runs by default):
+  --safety-checker <onnx>      image classifier (e.g. an optimum export of Falconsai/nsfw_image_detection); its
+                               preprocessor_config.json + config.json beside it describe it
+  --safety-config <json>       classifier fields (model, preprocess, labels, unsafeLabels, scores, threshold;
+                               docs/model-pack.md), whole or overriding the Hugging Face files
+  --no-safety-checker          enable_safety_checker: false (nothing is checked; results say so)
 
 Request (fal FLUX fields):
   --prompt <text>
@@ -98,6 +106,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
       'clip-tokenizer': { type: 'string' },
       't5-tokenizer': { type: 'string' },
       'no-verify': { type: 'boolean' },
+      'safety-checker': { type: 'string' },
+      'safety-config': { type: 'string' },
+      'no-safety-checker': { type: 'boolean' },
       prompt: { type: 'string' },
       seed: { type: 'string' },
       steps: { type: 'string' },
@@ -171,6 +182,12 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (values.latents) input.latents = await readNpy(values.latents, '--latents');
   if (values['prompt-embeds']) input.prompt_embeds = await readNpy(values['prompt-embeds'], '--prompt-embeds');
   if (values['pooled-prompt-embeds']) input.pooled_prompt_embeds = await readNpy(values['pooled-prompt-embeds'], '--pooled-prompt-embeds');
+  if (values['no-safety-checker']) {
+    if (values['safety-checker']) throw invalidInput('--no-safety-checker', 'contradicts --safety-checker');
+    input.enable_safety_checker = false;
+  }
+  if (values['safety-config'] && !values['safety-checker']) throw invalidInput('--safety-config', 'goes with --safety-checker <onnx>');
+  const safetyChecker = values['safety-checker'] ? loadSafetyCheckerConfig(values['safety-checker'], values['safety-config']) : undefined;
 
   // ---- model ----
   const log = (s: string) => {
@@ -183,6 +200,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     ...(values['vae-decoder'] ? { vae_decoder: values['vae-decoder'] } : {}),
     ...(values.clip ? { clip: values.clip } : {}),
     ...(values.t5 ? { t5: values.t5 } : {}),
+    ...(values['safety-checker'] ? { safety_checker: values['safety-checker'] } : {}),
   };
   const pack = values.pack ? await openPackDir(values.pack, { verify: !values['no-verify'], log }) : null;
   if (!pack && Object.keys(overrides).length === 0) throw invalidInput('--pack', 'give a pack folder or --transformer and --vae-decoder graphs');
@@ -193,12 +211,13 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (pack && Object.keys(overrides).length === 0 && Object.keys(tokenizerDirs).length === 0) {
     await engine.loadPack(pack, { configOverrides });
   } else {
-    const sources = await sourcesFromFiles({ pack, files: overrides, tokenizerDirs, configOverrides, needText: !input.prompt_embeds });
+    const sources = await sourcesFromFiles({ pack, files: overrides, tokenizerDirs, configOverrides, needText: !input.prompt_embeds, ...(safetyChecker ? { safetyChecker } : {}) });
     await engine.loadSources(sources, pack ? `${pack.manifest.name} + overrides` : 'loose graphs');
   }
   const loadMs = performance.now() - tLoad;
   const info = engine.info!;
   log(`model: ${info.name}${info.testPack ? ' [TEST PACK: tiny random weights]' : ''} on ${ep} (load ${loadMs.toFixed(0)} ms)`);
+  log(`safety checker: ${info.safetyChecker ? `${info.safetyChecker.model} (flags ${info.safetyChecker.unsafeLabels.join(', ')} ≥ ${info.safetyChecker.threshold})` : 'none in this model'}`);
 
   // ---- generate ----
   const result: FluxEngineResult = await engine.generate(input, {
@@ -242,10 +261,22 @@ export async function generateCommand(argv: string[]): Promise<void> {
       `  postprocess   ${ms(t.postprocess_ms)}`,
       `  encode image  ${ms(t.encode_image_ms)}`,
       `  total         ${ms(t.total_ms)}`,
-      `safety checker: ${result.safety.ran ? result.safety.checker : `not run (${result.safety.reason})`}`,
+      ...safetyLines(result, paths),
       '',
     ].join('\n'),
   );
+}
+
+/** Per-image flags and scores, or why nothing was checked. */
+function safetyLines(result: FluxEngineResult, paths: string[]): string[] {
+  const s = result.safety;
+  if (!s.ran) return [`safety checker: not run (${s.reason}); has_nsfw_concepts is false only because nothing was checked`];
+  return [
+    `safety checker: ${s.checker} (flagged when the unsafe score ≥ ${s.threshold})`,
+    ...result.has_nsfw_concepts.map((f, i) =>
+      `  image ${i}: ${f ? 'FLAGGED, replaced by a black placeholder' : 'ok'}  score ${s.scores?.[i]?.toFixed(4) ?? '?'}  ${paths[i] ?? ''}`.trimEnd(),
+    ),
+  ];
 }
 
 export async function main(argv: string[]): Promise<number> {

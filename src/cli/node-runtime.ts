@@ -9,6 +9,7 @@ import type { EngineEnv } from '../engine/flux-engine.js';
 import { FluxError } from '../errors.js';
 import type { JpegEncoder } from '../image/encode.js';
 import type { ComponentName } from '../pack/manifest.js';
+import type { SafetyCheckerConfig } from '../pack/safety-checker.js';
 import { resolveModelConfig, type FluxModelConfig } from '../pipeline/config.js';
 import { loadClipTokenizer, loadT5Tokenizer } from '../pipeline/tokenizers.js';
 import { sourcesFromPack, type BackendSources, type ComponentSource } from '../runtime/component-source.js';
@@ -72,11 +73,17 @@ export async function sourcesFromFiles(args: {
   configOverrides: Partial<FluxModelConfig>;
   /** False when prompt embeddings are given: text encoders from the pack are then not loaded at all. */
   needText: boolean;
+  /** The classifier config of `files.safety_checker` (required with it; src/cli/safety-files.ts). */
+  safetyChecker?: SafetyCheckerConfig;
 }): Promise<BackendSources> {
   const base: BackendSources = args.pack
     ? await sourcesFromPack(args.pack, args.configOverrides)
     : { config: resolveModelConfig(args.configOverrides), explicitConfig: { ...args.configOverrides }, components: {}, tokenizers: null };
   for (const [name, path] of Object.entries(args.files) as [ComponentName, string][]) base.components[name] = fileComponent(name, path);
+  if (args.files.safety_checker) {
+    if (!args.safetyChecker) throw new FluxError('invalid_input', '--safety-checker needs its classifier config', { field: '--safety-config' });
+    base.safetyChecker = args.safetyChecker;
+  }
   if (args.tokenizerDirs.clip || args.tokenizerDirs.t5) {
     if (!args.tokenizerDirs.clip || !args.tokenizerDirs.t5) {
       throw new FluxError('invalid_input', '--clip-tokenizer and --t5-tokenizer go together', { field: args.tokenizerDirs.clip ? '--t5-tokenizer' : '--clip-tokenizer' });

@@ -7,7 +7,9 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
+import { loadSafetyCheckerConfig } from '../cli/safety-files.js';
 import { parseManifest, type ComponentName, type ComponentSpec, type PackManifest } from '../pack/manifest.js';
+import { resolvedPreprocess, type SafetyCheckerConfig } from '../pack/safety-checker.js';
 import { convertToFp16, type Fp16Report } from './fp16.js';
 import { inferTypes, topoSort, type ComponentGraph } from './graph.js';
 import { readModel } from './model-reader.js';
@@ -28,6 +30,14 @@ export interface ConvertOptions {
   t5?: string;
   /** Folder with `tokenizer/` (CLIP) and `tokenizer_2/` (T5) Hugging Face tokenizer folders. */
   tokenizers?: string;
+  /** Optional safety-checker classifier (docs/safety.md), described by HF files beside it and/or `safetyConfigFile`. */
+  safetyChecker?: string;
+  /** JSON with the classifier fields (docs/model-pack.md), whole or overriding the Hugging Face files. */
+  safetyConfigFile?: string;
+  /** The classifier config itself (wins over the files). */
+  safetyConfig?: SafetyCheckerConfig;
+  /** Safety checker weights: int8 unless set. */
+  safetyQuant?: QuantMode;
   out: string;
   /** Default for transformer and text encoders. */
   quant: QuantMode;
@@ -168,11 +178,14 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
   if (!(shardBytes >= 4096)) throw new Error('--shard-mb must be at least 4 KiB');
   if ((options.clip === undefined) !== (options.t5 === undefined)) throw new Error('--clip and --t5 go together (the pipeline needs both text encoders)');
   if (options.clip && !options.tokenizers) throw new Error('--clip/--t5 need --tokenizers <dir> with tokenizer/ and tokenizer_2/ folders');
+  if (options.safetyConfigFile && !options.safetyChecker) throw new Error('--safety-config goes with --safety-checker <onnx>');
+  // Resolve the checker's config before any work, so a bad one fails at once.
+  const safetyConfig = options.safetyChecker ? (options.safetyConfig ?? loadSafetyCheckerConfig(options.safetyChecker, options.safetyConfigFile)) : undefined;
   const blk = options.blockSize ?? 32;
   if (![16, 32, 64, 128, 256].includes(blk)) throw new Error('--block-size must be 16, 32, 64, 128 or 256');
 
   mkdirSync(out, { recursive: true });
-  for (const c of ['transformer', 'vae_decoder', 'clip', 't5', 'tokenizer', 'tokenizer_2', 'manifest.json']) rmSync(join(out, c), { recursive: true, force: true });
+  for (const c of ['transformer', 'vae_decoder', 'clip', 't5', 'safety_checker', 'tokenizer', 'tokenizer_2', 'manifest.json']) rmSync(join(out, c), { recursive: true, force: true });
 
   const components: [ComponentName, string, QuantMode][] = [
     ['transformer', options.transformer, options.transformerQuant ?? options.quant],
@@ -180,6 +193,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
   ];
   if (options.clip) components.push(['clip', options.clip, options.clipQuant ?? options.quant]);
   if (options.t5) components.push(['t5', options.t5, options.t5Quant ?? options.quant]);
+  if (options.safetyChecker) components.push(['safety_checker', options.safetyChecker, options.safetyQuant ?? 'int8']);
 
   const files: WrittenFile[] = [];
   const specs: Partial<Record<ComponentName, ComponentSpec>> = {};
@@ -269,7 +283,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
       const h = ['last_hidden_state', 'text_embeddings', 'hidden_states'].find((p) => g.outputs.some((o) => o.name === p));
       if (h) spec.outputs = { last_hidden_state: h };
     }
-    specs[name] = spec;
+    specs[name] = name === 'safety_checker' ? { ...spec, ...safetyConfig! } : spec;
 
     // Statistics.
     let recon = emptyStats();
@@ -313,7 +327,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
         report.verify = await verifyComponent(
           model.path,
           written.map((w) => join(out, w.graph.path)),
-          { component: name, ...(vocab ? { vocab } : {}) },
+          { component: name, ...(vocab ? { vocab } : {}), ...(name === 'safety_checker' ? { pixelShape: pixelShape(safetyConfig!) } : {}) },
         );
       } catch (e) {
         report.verify = { skipped: `ORT comparison failed: ${(e as Error).message.split('\n')[0]}` };
@@ -379,6 +393,12 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
     bytesIn,
     seconds,
   };
+}
+
+/** The classifier's input shape for one image. */
+function pixelShape(c: SafetyCheckerConfig): number[] {
+  const p = resolvedPreprocess(c.preprocess);
+  return p.layout === 'NCHW' ? [1, 3, p.height, p.width] : [1, p.height, p.width, 3];
 }
 
 function largestGatherTable(m: ReturnType<typeof readModel>): number | undefined {

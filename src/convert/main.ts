@@ -15,10 +15,16 @@ Inputs (ONNX files; external data is read from beside them; bf16 weights become 
   --vae-decoder <onnx>        VAE decoder (kept fp32 unless --vae-quant/--vae-fp16)
   --clip <onnx> --t5 <onnx>   text encoders (optional, together)
   --tokenizers <dir>          folder with tokenizer/ (CLIP) and tokenizer_2/ (T5), each with tokenizer.json
+  --safety-checker <onnx>     optional image classifier for the safety check (docs/safety.md), e.g. an optimum
+                              export of Falconsai/nsfw_image_detection; preprocessor_config.json + config.json
+                              beside it describe its preprocessing and labels
+  --safety-config <json>      classifier fields (model, preprocess, labels, unsafeLabels, scores, threshold;
+                              docs/model-pack.md), whole or overriding the Hugging Face files
 
 Quantization:
   --quant <mode>              int4 | int8 (MatMulNBits weights, fp32 compute) | fp16 (fp32 islands) | fp32
   --transformer-quant, --t5-quant, --clip-quant, --vae-quant <mode>   per-component overrides
+  --safety-quant <mode>       safety checker (default int8; norms and softmax stay float)
   --vae-fp16                  same as --vae-quant fp16
   --t5-wo int8|fp32|same      T5 FFN output projection (default int8 when T5 is int4)
   --int8-layers <regex>       int4 transformer: MatMuls (node or weight name) kept int8 (default: the conditioning,
@@ -66,6 +72,9 @@ export async function main(argv: string[]): Promise<number> {
         clip: { type: 'string' },
         t5: { type: 'string' },
         tokenizers: { type: 'string' },
+        'safety-checker': { type: 'string' },
+        'safety-config': { type: 'string' },
+        'safety-quant': { type: 'string' },
         quant: { type: 'string' },
         'transformer-quant': { type: 'string' },
         't5-quant': { type: 'string' },
@@ -120,6 +129,9 @@ export async function main(argv: string[]): Promise<number> {
     set('clip', s('clip'));
     set('t5', s('t5'));
     set('tokenizers', s('tokenizers'));
+    set('safetyChecker', s('safety-checker'));
+    set('safetyConfigFile', s('safety-config'));
+    set('safetyQuant', mode(s('safety-quant'), '--safety-quant'));
     set('transformerQuant', mode(s('transformer-quant'), '--transformer-quant'));
     set('t5Quant', mode(s('t5-quant'), '--t5-quant'));
     set('clipQuant', mode(s('clip-quant'), '--clip-quant'));

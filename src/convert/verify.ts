@@ -95,6 +95,8 @@ export interface InputConfig {
   seqImg?: number;
   seqTxt?: number;
   seed?: number;
+  /** Safety checker: the classifier's pixel_values shape ([1, 3, h, w] or [1, h, w, 3]). */
+  pixelShape?: readonly number[];
 }
 
 function makeTensor(type: string, values: number[] | Float32Array, dims: number[]): ort.Tensor {
@@ -146,7 +148,10 @@ export function makeInputs(metas: readonly InputMeta[], cfg: InputConfig): Feeds
         continue;
       }
     }
-    const dims = m.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 1 : cfg.component === 'vae_decoder' ? 8 : L));
+    const dims =
+      cfg.pixelShape && m.shape.length === cfg.pixelShape.length
+        ? [...cfg.pixelShape]
+        : m.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? 1 : cfg.component === 'vae_decoder' ? 8 : L));
     const n = dims.reduce((a, b) => a * b, 1);
     if (m.type === 'float32' || m.type === 'float16') {
       feeds[name] = makeTensor(m.type, randomNormals(n, seed++), dims);
