@@ -36,6 +36,7 @@ export { validateRequest } from './pipeline/request.js';
 export type { FluxSchnellInput, GenerationRequest, HostTensor, OutputFormat } from './pipeline/request.js';
 export { parseManifest } from './pack/manifest.js';
 export type { PackManifest, ComponentSpec, ComponentName } from './pack/manifest.js';
+export type { SafetyCheckerConfig, SafetyPreprocess } from './pack/safety-checker.js';
 export type { PackSource } from './storage/pack-source.js';
 export type { RuntimeEnv } from './runtime/ort-backend.js';
 export type { PackInfo } from './storage/indexeddb-pack-store.js';
