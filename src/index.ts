@@ -14,6 +14,8 @@ export type { FluxEndpointId, FluxRemoteInput } from './remote/endpoints.js';
 export { DEFAULT_PROXY_URL, FalRemote } from './remote/fal-remote.js';
 export type { FalRemoteOptions, RemoteOutput, RemoteProgressEvent } from './remote/fal-remote.js';
 export { FluxClient } from './client/flux-client.js';
+export { canvasThumbnailer, HistoryStore } from './history/history-store.js';
+export type { HistoryEntry, HistoryImage, NewHistoryEntry, Thumbnailer } from './history/history-store.js';
 export type { FluxImage, FluxOutput, GenerateCallOptions } from './client/flux-client.js';
 export { FluxEngine } from './engine/flux-engine.js';
 export type {
