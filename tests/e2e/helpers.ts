@@ -58,3 +58,22 @@ export async function generate(page: Page, input: FluxSchnellInput): Promise<{ s
     images: r.images.map((i) => ({ ...i, sha256: createHash('sha256').update(Uint8Array.from(i.bytes)).digest('hex') })),
   };
 }
+
+/** Serve a pack assembled in the test (manifest + files) at /packs/<id>/ through request interception. */
+export async function servePack(page: Page, pack: { manifest: { id: string }; files: Map<string, Uint8Array> }): Promise<void> {
+  const id = pack.manifest.id;
+  await page.route(`**/packs/${id}/**`, (route) => {
+    const path = decodeURIComponent(new URL(route.request().url()).pathname.split(`/packs/${id}/`)[1]!);
+    if (path === 'manifest.json') return route.fulfill({ json: pack.manifest });
+    const body = pack.files.get(path);
+    return body ? route.fulfill({ body: Buffer.from(body), contentType: 'application/octet-stream' }) : route.fulfill({ status: 404, body: 'not found' });
+  });
+}
+
+/** Install a pack from /packs/<id>/ and load it, through the page's client (no UI). */
+export async function installAndLoad(page: Page, id: string): Promise<void> {
+  await page.evaluate(async (packId) => {
+    await window.flux.installPack(`/packs/${packId}/`);
+    await window.flux.loadPack(packId);
+  }, id);
+}
