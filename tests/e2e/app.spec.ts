@@ -72,6 +72,7 @@ test('history persists across reloads, with its actions', async ({ page }) => {
   const meta = page.getByTestId('result-meta').first();
   await expect(meta).toContainText('seed 4242 · 64×64 · 2 steps');
   await expect(meta).toContainText('on this device');
+  await expect(meta).toContainText('safety check not run (this model pack has no safety checker)');
   await expect(page.getByTestId('result-image').first()).toHaveAttribute('alt', 'a kept result');
 
   await page.reload();

@@ -96,3 +96,48 @@ test('a pack without a safety checker marks results as not checked', async ({ pa
   expect(off.safety).toEqual({ ran: false, checker: null, reason: 'disabled by enable_safety_checker: false' });
   expect([on.readbacks, on.gpuMapReads]).toEqual([1, 1]);
 });
+
+/** Fill the form for SAFETY_REQUEST with `seed` and generate through the UI. */
+async function generateInUi(page: Page, seed: number, checker: boolean): Promise<void> {
+  await page.getByLabel('Prompt').fill(SAFETY_REQUEST.prompt);
+  await page.getByLabel('Size').selectOption('custom');
+  await page.getByLabel('Width').fill('32');
+  await page.getByLabel('Height').fill('32');
+  await page.getByLabel('Steps').fill(String(SAFETY_REQUEST.num_inference_steps));
+  await page.getByLabel('Format').selectOption('png');
+  await page.getByLabel('Seed', { exact: true }).fill(String(seed));
+  await page.getByTestId('safety-toggle').setChecked(checker);
+  const before = await page.getByTestId('result-image').count();
+  await page.getByTestId('generate').click();
+  await expect(page.getByTestId('result-image')).toHaveCount(before + 1, { timeout: 120_000 });
+}
+
+test('the UI: a hidden image says so, history keeps only the placeholder, and unchecked results say why', async ({ page }) => {
+  await openApp(page);
+  await servePack(page, safetyPackFiles());
+  await installAndLoad(page, SAFETY_PACK_ID);
+  await page.reload();
+  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
+  await page.locator(`li[data-pack="${SAFETY_PACK_ID}"]`).getByTestId('load-pack').click(); // the model manager's Load
+  await expect(page.getByTestId('model-status')).toHaveAttribute('data-loaded', SAFETY_PACK_ID, { timeout: 120_000 });
+  await expect(page.getByTestId('safety-toggle')).toBeChecked(); // on by default
+
+  await generateInUi(page, FLAGGED_SEED, true);
+  const newest = page.locator('figure.result').first();
+  await expect(newest.getByTestId('safety-hidden')).toHaveText('Hidden by the safety checker. Generate again with the checker off to see it.');
+  await expect(newest.getByTestId('result-meta')).toContainText(`safety: checked by ${SAFETY_CHECKER_NAME}`);
+  // What the page shows and what history stored are the placeholder: there is nothing else to reveal.
+  const shown = await newest.getByTestId('result-image').evaluate(async (img: HTMLImageElement) => Array.from(new Uint8Array(await (await fetch(img.src)).arrayBuffer())));
+  expect(isBlack(shown)).toBe(true);
+  const stored = await page.evaluate(async () => {
+    const h = (window as unknown as { fluxHistory: { list(): Promise<{ id: string }[]>; image(id: string, i: number): Promise<Blob | null> } }).fluxHistory;
+    const [latest] = await h.list();
+    return Array.from(new Uint8Array(await (await h.image(latest!.id, 0))!.arrayBuffer()));
+  });
+  expect(isBlack(stored)).toBe(true);
+
+  await generateInUi(page, FLAGGED_SEED, false);
+  const off = page.locator('figure.result').first();
+  await expect(off.getByTestId('safety-hidden')).toHaveCount(0);
+  await expect(off.getByTestId('result-meta')).toContainText('safety check not run (disabled by enable_safety_checker: false)');
+});
