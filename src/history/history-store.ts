@@ -14,6 +14,7 @@
  */
 import { strToU8, Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { FluxError, toFluxError } from '../errors.js';
+import { IdbConnection } from '../storage/idb-connection.js';
 import { formatSize } from '../storage/storage-status.js';
 import {
   checkBytes,
@@ -176,10 +177,11 @@ export class HistoryStore {
   readonly dbName: string;
   readonly thumbnailMaxSide: number;
   private readonly thumbnailer: Thumbnailer | null;
-  private dbp: Promise<IDBDatabase> | undefined;
+  private readonly conn: IdbConnection;
 
   private constructor(options: HistoryStoreOptions) {
     this.dbName = options.dbName ?? DEFAULT_HISTORY_DB_NAME;
+    this.conn = new IdbConnection(() => openDatabase(this.dbName));
     this.thumbnailMaxSide = options.thumbnailMaxSide ?? DEFAULT_THUMBNAIL_MAX_SIDE;
     if (!Number.isSafeInteger(this.thumbnailMaxSide) || this.thumbnailMaxSide <= 0) {
       throw new FluxError('invalid_input', `thumbnailMaxSide must be a positive integer, got ${describe(this.thumbnailMaxSide)}`, { field: 'thumbnailMaxSide' });
@@ -195,23 +197,7 @@ export class HistoryStore {
   }
 
   private db(): Promise<IDBDatabase> {
-    if (!this.dbp) {
-      const dbp = openDatabase(this.dbName).then((db) => {
-        // Another tab wants to upgrade or delete the database: get out of its way; we reopen on next use.
-        const drop = (): void => {
-          db.close();
-          if (this.dbp === dbp) this.dbp = undefined;
-        };
-        db.onversionchange = drop;
-        db.onclose = drop;
-        return db;
-      });
-      dbp.catch(() => {
-        if (this.dbp === dbp) this.dbp = undefined;
-      });
-      this.dbp = dbp;
-    }
-    return this.dbp;
+    return this.conn.get();
   }
 
   /**
@@ -226,7 +212,7 @@ export class HistoryStore {
     } catch (e) {
       // The connection closed under us (another tab's versionchange, storage cleared): reopen once.
       if (!(e instanceof DOMException && e.name === 'InvalidStateError')) throw e;
-      this.dbp = undefined;
+      this.conn.reset();
       t = (await this.db()).transaction([ENTRIES, BLOBS], mode);
     }
     const done = new Promise<void>((resolve, reject) => {
@@ -645,12 +631,7 @@ export class HistoryStore {
 
   /** Close the connection (e.g. on page hide). The store reopens it if used again. */
   close(): void {
-    const dbp = this.dbp;
-    this.dbp = undefined;
-    void dbp?.then(
-      (db) => db.close(),
-      () => undefined,
-    );
+    void this.conn.close();
   }
 }
 

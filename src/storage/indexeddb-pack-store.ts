@@ -20,6 +20,7 @@
 import { get, promisifyRequest, set, type UseStore } from 'idb-keyval';
 import { FluxError } from '../errors.js';
 import { findFile, packSizeBytes, type PackFile, type PackManifest } from '../pack/manifest.js';
+import { IdbConnection } from './idb-connection.js';
 import { stopInstall } from './install-registry.js';
 import type { PackSource } from './pack-source.js';
 import { chunkSha256, Sha256Hasher, type FileCheck } from './sha256.js';
@@ -109,7 +110,13 @@ export class PackStore {
   readonly dbName: string;
   readonly chunkBytes: number;
   readonly chunkType: 'blob' | 'arraybuffer';
-  private dbp: Promise<IDBDatabase> | undefined;
+  private readonly conn = new IdbConnection(() => {
+    const req = indexedDB.open(this.dbName, DB_VERSION);
+    req.onupgradeneeded = () => {
+      for (const s of STORES) if (!req.result.objectStoreNames.contains(s)) req.result.createObjectStore(s);
+    };
+    return promisifyRequest(req);
+  });
   readonly packs: UseStore = this.useStore('packs');
   readonly files: UseStore = this.useStore('files');
   readonly chunks: UseStore = this.useStore('chunks');
@@ -122,27 +129,7 @@ export class PackStore {
   }
 
   private db(): Promise<IDBDatabase> {
-    if (!this.dbp) {
-      const req = indexedDB.open(this.dbName, DB_VERSION);
-      req.onupgradeneeded = () => {
-        for (const s of STORES) if (!req.result.objectStoreNames.contains(s)) req.result.createObjectStore(s);
-      };
-      const dbp = promisifyRequest(req).then((db) => {
-        // Let another tab upgrade or delete the database; we reopen lazily on next use.
-        const drop = (): void => {
-          db.close();
-          if (this.dbp === dbp) this.dbp = undefined;
-        };
-        db.onversionchange = drop;
-        db.onclose = drop;
-        return db;
-      });
-      dbp.catch(() => {
-        if (this.dbp === dbp) this.dbp = undefined;
-      });
-      this.dbp = dbp;
-    }
-    return this.dbp;
+    return this.conn.get();
   }
 
   private useStore(name: StoreName): UseStore {
@@ -275,10 +262,8 @@ export class PackStore {
   }
 
   /** Close the connection (tests); the store reopens on next use. */
-  async close(): Promise<void> {
-    const dbp = this.dbp;
-    this.dbp = undefined;
-    if (dbp) (await dbp).close();
+  close(): Promise<void> {
+    return this.conn.close();
   }
 }
 
