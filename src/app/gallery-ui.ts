@@ -78,7 +78,9 @@ export async function addResult(r: FluxResult, endpoint: FluxEndpointId, input: 
       } catch {
         blob = null;
       }
-      return { blob, ...(blob ? {} : { url: img.url }), width: img.width, height: img.height, contentType: img.content_type, hidden: out.has_nsfw_concepts[i] === true };
+      // fal's URL is kept too: "Use as input" can pass it back to fal without uploading the bytes again.
+      const keepUrl = !blob || (r.route.target === 'remote' && /^https?:/.test(img.url));
+      return { blob, ...(keepUrl ? { url: img.url } : {}), width: img.width, height: img.height, contentType: img.content_type, hidden: out.has_nsfw_concepts[i] === true };
     }),
   );
   const first = out.images[0];
@@ -203,7 +205,7 @@ async function renderEntry(e: HistoryEntry, blobs?: (Blob | null)[]): Promise<HT
     tools.append(
       dl,
       button('Copy', 'copy-image', () => void copyImage(blob, src)),
-      button('Use as input', 'use-as-input', () => actions.useAsInput(blob ?? src), 'Use for Redux or image-to-image'),
+      button('Use as input', 'use-as-input', () => actions.useAsInput(meta.url ?? blob ?? src), 'Use for Redux or image-to-image'),
     );
     shot.append(tools);
     shots.append(shot);

@@ -189,9 +189,9 @@ for (const [name, viewport] of [
     await shot('model-manager');
     await fillSmall(page, 'a lighthouse at dusk, screenshot');
     await page.getByLabel('Size').selectOption('custom');
-    await page.getByLabel('Width').fill('256');
-    await page.getByLabel('Height').fill('256');
-    await page.getByLabel('Steps').fill('4');
+    await page.getByLabel('Width').fill('160');
+    await page.getByLabel('Height').fill('160');
+    await page.getByLabel('Steps').fill('3');
     await page.getByTestId('generate').click();
     await expect(page.getByTestId('run-status')).toContainText(/Step|Encoding|Decoding/);
     await shot('generating');

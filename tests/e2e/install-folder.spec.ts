@@ -6,6 +6,9 @@ import { expect, test } from '@playwright/test';
 import { TEST_PACK_DIR } from '../support/fixtures.js';
 import { generate, openApp, TEST_PACK_ID } from './helpers.js';
 
+// Storage accounting is asserted: keep the service worker's precache out of this origin's usage.
+test.use({ serviceWorkers: 'block' });
+
 test('"Install from folder…": the picked folder is installed with no network, the pack loads and generates', async ({ page }) => {
   await openApp(page);
   let packRequests = 0;

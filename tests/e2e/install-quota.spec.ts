@@ -11,6 +11,9 @@ import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../support/chromium.js';
 import { openApp } from './helpers.js';
 import { CHUNK, makeServedPack, MiB, startPackServer, type PackServer, type ServedPack } from './install-server.js';
 
+// Quotas are asserted: keep the service worker's precache out of this origin's usage.
+test.use({ serviceWorkers: 'block' });
+
 const SHARD = 'extra/shard-00.bin';
 
 async function installError(page: Page, url: string) {
@@ -36,7 +39,8 @@ test.afterEach(() => server.close());
 test('with an honest estimate, a quota below the pack size fails before any pack file request', async ({ baseURL }) => {
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_ARGS, '--disable-features=StaticStorageQuota,IncognitoStaticStorageQuota'] });
   try {
-    const page = await (await browser.newContext({ baseURL: baseURL! })).newPage();
+    // No service worker: its precache would use part of the 10 MiB quota this test sets.
+    const page = await (await browser.newContext({ baseURL: baseURL!, serviceWorkers: 'block' })).newPage();
     await openApp(page);
     const origin = new URL(page.url()).origin;
     const cdp = await page.context().newCDPSession(page);
