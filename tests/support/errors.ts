@@ -15,3 +15,13 @@ export function expectFluxError(fn: () => unknown, code: FluxErrorCode, field: s
   }
   throw new Error(`expected ${field} to be rejected with ${code}`);
 }
+
+/** Await `p`; it must reject with a FluxError, which is returned for further checks. */
+export async function rejection(p: Promise<unknown>): Promise<FluxError> {
+  const e = await p.then(
+    () => new Error('expected a rejection'),
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(FluxError);
+  return e as FluxError;
+}

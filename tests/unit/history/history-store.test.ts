@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto';
 import { strFromU8, strToU8, unzipSync, zipSync, type Zippable } from 'fflate';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
+import type { FluxError } from '../../../src/errors.js';
 import {
   HISTORY_DB_VERSION,
   HISTORY_EXPORT_FORMAT,
@@ -13,6 +13,7 @@ import {
   type NewHistoryEntry,
   type Thumbnailer,
 } from '../../../src/history/history-store.js';
+import { rejection } from '../../support/errors.js';
 
 let dbCount = 0;
 const opened: HistoryStore[] = [];
@@ -70,15 +71,6 @@ function newEntry(overrides: Partial<NewHistoryEntry> = {}): NewHistoryEntry {
 async function blobBytes(b: Blob | null): Promise<Uint8Array> {
   expect(b).toBeInstanceOf(Blob);
   return new Uint8Array(await b!.arrayBuffer());
-}
-
-async function rejection(p: Promise<unknown>): Promise<FluxError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(FluxError);
-  return e as FluxError;
 }
 
 /** Raw access to the database, as another tab (or a test) would see it. */

@@ -6,9 +6,9 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
 import { FalRemote, type RemoteProgressEvent } from '../../../src/remote/fal-remote.js';
 import { createAppServer } from '../../../server/app.js';
+import { rejection } from '../../support/errors.js';
 import { startFakeFal, type FakeFal } from '../../support/fake-fal/server.js';
 
 const KEY = 'unit-remote-key-5b1e';
@@ -40,16 +40,6 @@ function pngBlob(side: number, noise: boolean): Blob {
 
 const remote = () => new FalRemote({ proxyUrl, pollIntervalMs: 10 });
 
-async function failure(p: Promise<unknown>): Promise<FluxError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(FluxError);
-    return e as FluxError;
-  }
-  throw new Error('expected a failure');
-}
-
 describe('FalRemote', () => {
   it('reports submitted → queued (counting down) → in progress with logs → completed, and returns fal’s output', async () => {
     fake.configure({ queuePolls: 3, progressPolls: 2 });
@@ -70,7 +60,7 @@ describe('FalRemote', () => {
   });
 
   it('validates before sending: nothing reaches fal', async () => {
-    const e = await failure(remote().subscribe('fal-ai/flux/dev', { prompt: 'x', num_inference_steps: 51 }));
+    const e = await rejection(remote().subscribe('fal-ai/flux/dev', { prompt: 'x', num_inference_steps: 51 }));
     expect(e).toMatchObject({ code: 'invalid_input', field: 'num_inference_steps' });
     expect(fake.requests).toHaveLength(0);
   });
@@ -79,7 +69,7 @@ describe('FalRemote', () => {
     fake.configure({ hold: true });
     const controller = new AbortController();
     const p = remote().subscribe('fal-ai/flux/dev', { prompt: 'x' }, { signal: controller.signal, onProgress: (e) => e.stage === 'queued' && controller.abort() });
-    expect((await failure(p)).code).toBe('cancelled');
+    expect((await rejection(p)).code).toBe('cancelled');
     await expect.poll(() => fake.requests.some((r) => r.method === 'PUT' && r.path.endsWith('/cancel'))).toBe(true);
   });
 
@@ -101,7 +91,7 @@ describe('FalRemote', () => {
 
   it('maps fal’s 422 to the field it names', async () => {
     fake.next({ on: 'result', status: 422, body: { detail: [{ loc: ['body', 'image_size', 'width'], msg: 'too wide', type: 'less_than_equal' }] } });
-    const e = await failure(remote().subscribe('fal-ai/flux/dev', { prompt: 'x' }));
+    const e = await rejection(remote().subscribe('fal-ai/flux/dev', { prompt: 'x' }));
     expect(e).toMatchObject({ code: 'invalid_input', field: 'image_size.width' });
     expect(e.message).toBe('fal rejected the input for FLUX.1 [dev]: image_size.width: too wide');
   });
@@ -113,14 +103,14 @@ describe('FalRemote', () => {
     [400, 'remote_error', /fal answered HTTP 400/],
   ])('explains HTTP %i on submit', async (status, code, message) => {
     fake.next({ on: 'submit', status, body: { detail: status === 401 ? 'Unauthorized' : 'nope' } });
-    const e = await failure(remote().subscribe('fal-ai/flux/dev', { prompt: 'x' }));
+    const e = await rejection(remote().subscribe('fal-ai/flux/dev', { prompt: 'x' }));
     expect(e.code).toBe(code);
     expect(e.message).toMatch(message);
   });
 
   it('explains a proxy without a key, and one that cannot reach fal', async () => {
     keyNow = undefined;
-    const e = await failure(remote().subscribe('fal-ai/flux/dev', { prompt: 'x' }));
+    const e = await rejection(remote().subscribe('fal-ai/flux/dev', { prompt: 'x' }));
     expect(e.code).toBe('remote_auth');
     expect(e.message).toMatch(/The fal proxy has no FAL_KEY configured/);
     expect(fake.requests).toHaveLength(0);
@@ -130,7 +120,7 @@ describe('FalRemote', () => {
     try {
       const url = `http://127.0.0.1:${(unreachable.address() as AddressInfo).port}/api/fal/proxy`;
       // (the client retries 502 three times with backoff first: ~7 s)
-      const e2 = await failure(new FalRemote({ proxyUrl: url }).queue.cancel('fal-ai/flux/dev', { requestId: 'x' }));
+      const e2 = await rejection(new FalRemote({ proxyUrl: url }).queue.cancel('fal-ai/flux/dev', { requestId: 'x' }));
       expect(e2.code).toBe('remote_unavailable');
     } finally {
       await new Promise((r) => unreachable.close(r));
@@ -138,7 +128,7 @@ describe('FalRemote', () => {
   }, 60_000);
 
   it('explains a missing proxy', async () => {
-    const e = await failure(new FalRemote({ proxyUrl: proxyUrl.replace('/api/fal/proxy', '/nothing-here') }).subscribe('fal-ai/flux/dev', { prompt: 'x' }));
+    const e = await rejection(new FalRemote({ proxyUrl: proxyUrl.replace('/api/fal/proxy', '/nothing-here') }).subscribe('fal-ai/flux/dev', { prompt: 'x' }));
     expect(e.code).toBe('remote_unavailable');
     expect(e.message).toMatch(/No fal proxy answered/);
   });
@@ -150,6 +140,6 @@ describe('FalRemote', () => {
     while (s.status !== 'COMPLETED') s = await r.queue.status('fal-ai/flux/schnell', { requestId: request_id });
     const out = await r.queue.result('fal-ai/flux/schnell', { requestId: request_id });
     expect(out.data.images).toHaveLength(1);
-    expect((await failure(r.queue.cancel('fal-ai/flux/schnell', { requestId: request_id }))).code).toBe('remote_error'); // ALREADY_COMPLETED
+    expect((await rejection(r.queue.cancel('fal-ai/flux/schnell', { requestId: request_id }))).code).toBe('remote_error'); // ALREADY_COMPLETED
   });
 });

@@ -1,26 +1,17 @@
 /** installPackFromFiles: a pack folder given as File objects (picked or dropped), through the same engine. */
 import 'fake-indexeddb/auto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
 import { installPackFromFiles, matchPackFiles, type LocalPackFile } from '../../../src/storage/file-installer.js';
 import { listPacks, openInstalledPack, PackStore } from '../../../src/storage/indexeddb-pack-store.js';
 import type { InstallProgress } from '../../../src/storage/pack-installer.js';
 import { toBytes } from '../../../src/storage/pack-source.js';
 import { makePack, removePack, type TestPack } from './pack-fixture.js';
+import { rejection } from '../../support/errors.js';
 
 const CHUNK = 1024;
 let dbCount = 0;
 let pack: TestPack;
 let store: PackStore;
-
-async function rejection(p: Promise<unknown>): Promise<FluxError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(FluxError);
-  return e as FluxError;
-}
 
 /** The pack folder as `<input webkitdirectory>` gives it: Files whose webkitRelativePath starts with the folder name. */
 function pickedFolder(p: TestPack, top = 'flux-pack-download', edit: (path: string, b: Uint8Array) => Uint8Array | null = (_, b) => b): File[] {

@@ -6,12 +6,13 @@
 import 'fake-indexeddb/auto';
 import { keys } from 'idb-keyval';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
+import type { FluxError } from '../../../src/errors.js';
 import { deletePack, listPacks, openInstalledPack, PackStore, verifyInstalledPack, type FileRecord } from '../../../src/storage/indexeddb-pack-store.js';
 import { installPack, type InstallProgress, type InstallResult } from '../../../src/storage/pack-installer.js';
 import { toBytes } from '../../../src/storage/pack-source.js';
 import { checkQuota, storageStatus, type StorageLike } from '../../../src/storage/storage-status.js';
 import { makePack, removePack, startServer, type PackServer, type TestPack } from './pack-fixture.js';
+import { rejection } from '../../support/errors.js';
 
 const CHUNK = 1024;
 const BIG = 40_000; // 39 full chunks + 64 bytes
@@ -25,15 +26,6 @@ let dbCount = 0;
 let pack: TestPack;
 let server: PackServer;
 let store: PackStore;
-
-async function rejection(p: Promise<unknown>): Promise<FluxError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(FluxError);
-  return e as FluxError;
-}
 
 const fileOf = (path: string) => pack.manifest.files.find((f) => f.path === path)!;
 const record = (path: string): Promise<FileRecord | undefined> => store.getFileRecord('test-pack', fileOf(path));

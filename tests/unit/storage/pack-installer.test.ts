@@ -1,11 +1,11 @@
 import 'fake-indexeddb/auto';
 import { get, keys } from 'idb-keyval';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
 import { toBytes } from '../../../src/storage/pack-source.js';
 import { deletePack, listPacks, openInstalledPack, PackStore, verifyInstalledPack } from '../../../src/storage/indexeddb-pack-store.js';
 import { installPack, type InstallProgress } from '../../../src/storage/pack-installer.js';
 import { makePack, removePack, startServer, updateFile, type PackServer, type TestPack } from './pack-fixture.js';
+import { rejection } from '../../support/errors.js';
 
 const CHUNK = 1024;
 // Chunk boundaries: empty, one byte, exactly one chunk, one past, several chunks plus a remainder.
@@ -15,15 +15,6 @@ let dbCount = 0;
 let pack: TestPack;
 let server: PackServer;
 let store: PackStore;
-
-async function rejection(p: Promise<unknown>): Promise<FluxError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(FluxError);
-  return e as FluxError;
-}
 
 async function chunkKeysOf(path: string): Promise<IDBValidKey[][]> {
   return (await keys<IDBValidKey[]>(store.chunks)).filter((k) => k[1] === path);

@@ -2,18 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FluxError } from '../../../src/errors.js';
 import { openFsPack, verifyPack } from '../../../src/storage/fs-pack-source.js';
 import { openHttpPack, packFileUrl } from '../../../src/storage/http-pack-source.js';
 import { readJsonFile, toBytes } from '../../../src/storage/pack-source.js';
 import { Sha256Hasher, sha256Hex } from '../../../src/storage/sha256.js';
 import { makePack, removePack, sha256, startServer, type PackServer, type TestPack } from './pack-fixture.js';
-
-async function rejection(p: Promise<unknown>): Promise<FluxError> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
-  expect(e).toBeInstanceOf(FluxError);
-  return e as FluxError;
-}
+import { rejection } from '../../support/errors.js';
 
 describe('sha256 helpers', () => {
   it('match node:crypto for bytes, sliced Blobs and incremental updates', async () => {

@@ -7,26 +7,16 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jpegJsEncoder } from '../../../src/cli/node-runtime.js';
 import type { GenerateProgressEvent } from '../../../src/engine/flux-engine.js';
-import { FluxError } from '../../../src/errors.js';
 import type { OrtApi } from '../../../src/runtime/ort-api.js';
 import { PackStore } from '../../../src/storage/indexeddb-pack-store.js';
 import { createFluxWorkerApi, type FluxWorkerApi } from '../../../src/worker/flux-worker-api.js';
 import { decodePng, TEST_PACK_DIR } from '../../support/fixtures.js';
 import { startServer, type PackServer } from '../storage/pack-fixture.js';
+import { rejection } from '../../support/errors.js';
 
 let server: PackServer;
 let api: FluxWorkerApi;
 const small = { image_size: { width: 32, height: 32 }, num_inference_steps: 3, output_format: 'png' as const };
-
-async function rejection(p: Promise<unknown>): Promise<FluxError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(FluxError);
-    return e as FluxError;
-  }
-  throw new Error('expected a rejection');
-}
 
 beforeAll(async () => {
   server = await startServer(TEST_PACK_DIR);
