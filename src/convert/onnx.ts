@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import type { onnx as OnnxNs } from 'onnx-proto';
+import { fromFloat16Bits, toFloat16Bits } from '../runtime/float16.js';
 
 const require = createRequire(import.meta.url);
 // onnx-proto is CommonJS; its static protobufjs classes encode/decode every ONNX message.
@@ -68,52 +69,6 @@ export const numel = (dims: readonly number[]): number => dims.reduce((a, b) => 
 // fp16 / bf16 <-> fp32
 // ---------------------------------------------------------------------------------------------------------------
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE half bits → float (exact). */
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-/** float → IEEE half bits, round to nearest even (saturates to ±Inf like a hardware cast). */
-export function floatToHalf(v: number): number {
-  f32[0] = v;
-  const x = u32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let r = mant >> shift;
-    const rem = mant & ((1 << shift) - 1);
-    if (rem > half || (rem === half && r & 1)) r++;
-    return sign | r;
-  }
-  let r = mant >> 13;
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
-    r++;
-    if (r === 0x400) {
-      r = 0;
-      e++;
-      if (e >= 31) return sign | 0x7c00;
-    }
-  }
-  return sign | (e << 10) | r;
-}
-
 /** Raw little-endian bytes of `dataType` → Float32Array (bf16 and fp16 exactly). Copies. */
 export function bytesToFloat32(bytes: Uint8Array, dataType: number): Float32Array {
   const n = bytes.byteLength / elemSize(dataType);
@@ -150,7 +105,7 @@ let HALF_LUT: Float32Array | null = null;
 function halfLut(): Float32Array {
   if (!HALF_LUT) {
     HALF_LUT = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) HALF_LUT[i] = halfToFloat(i);
+    for (let i = 0; i < 65536; i++) HALF_LUT[i] = fromFloat16Bits(i);
   }
   return HALF_LUT;
 }
@@ -160,7 +115,7 @@ export function float32ToBytes(values: Float32Array, dataType: number): Uint8Arr
   if (dataType === DT.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   if (dataType === DT.FLOAT16) {
     const out = new Uint16Array(values.length);
-    for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]!);
+    for (let i = 0; i < values.length; i++) out[i] = toFloat16Bits(values[i]!);
     return new Uint8Array(out.buffer);
   }
   throw new Error(`cannot write float data as ${DT_NAME[dataType] ?? dataType}`);

@@ -3,6 +3,7 @@
  * random inputs of the component's real interface.
  */
 import * as ort from 'onnxruntime-node';
+import { fromFloat16Bits, toFloat16Bits } from '../runtime/float16.js';
 import { randomNormals } from './quantize.js';
 
 export type Feeds = Record<string, ort.Tensor>;
@@ -54,32 +55,13 @@ function numbers(t: ort.Tensor): Float32Array | number[] {
     const arr = d as ArrayLike<number>;
     if (d instanceof Uint16Array) {
       const out = new Float32Array(arr.length);
-      for (let i = 0; i < arr.length; i++) out[i] = halfBitsToFloat(arr[i]!);
+      for (let i = 0; i < arr.length; i++) out[i] = fromFloat16Bits(arr[i]!);
       return out;
     }
     return Array.from(arr);
   }
   if (d instanceof BigInt64Array) return Array.from(d, Number);
   return Array.from(d as ArrayLike<number>);
-}
-
-function halfBitsToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-function floatToHalfBits(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const e = ((x >>> 23) & 0xff) - 112;
-  if (e <= 0) return sign;
-  if (e >= 31) return sign | 0x7c00;
-  return sign | (e << 10) | ((x >>> 13) & 0x3ff);
 }
 
 interface InputMeta {
@@ -101,7 +83,7 @@ export interface InputConfig {
 
 function makeTensor(type: string, values: number[] | Float32Array, dims: number[]): ort.Tensor {
   if (type === 'float32') return new ort.Tensor('float32', values instanceof Float32Array ? values : Float32Array.from(values), dims);
-  if (type === 'float16') return new ort.Tensor('float16', Uint16Array.from(values as ArrayLike<number>, floatToHalfBits), dims);
+  if (type === 'float16') return new ort.Tensor('float16', Uint16Array.from(values as ArrayLike<number>, toFloat16Bits), dims);
   if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(Array.from(values as ArrayLike<number>), (v) => BigInt(Math.round(v))), dims);
   if (type === 'int32') return new ort.Tensor('int32', Int32Array.from(values as ArrayLike<number>), dims);
   throw new Error(`cannot make a random ${type} input`);

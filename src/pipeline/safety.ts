@@ -12,6 +12,7 @@
  * PIL's by at most about one level.
  */
 import { resolvedPreprocess, type SafetyCheckerConfig, type SafetyPreprocess, type SafetyResample } from '../pack/safety-checker.js';
+import { safetyPreprocessGraph, type FloatDtype } from './device-graphs.js';
 import type { RgbaImage } from './vae.js';
 
 const f32 = Math.fround;
@@ -64,6 +65,26 @@ export function resampleMatrix(inSize: number, outSize: number, resample: Safety
 /** Rows `[start, start + count)` of an [rows, cols] matrix. */
 function rows(m: Float64Array, cols: number, start: number, count: number): Float64Array {
   return m.slice(start * cols, (start + count) * cols);
+}
+
+/** The device preprocessing graph for an H × W image under `pre`: safetyPreprocessGraph with everything resolved. */
+export function safetyPreprocessModel(pre: SafetyPreprocess, H: number, W: number, imageDtype: FloatDtype, outDtype: FloatDtype): Uint8Array {
+  const p = resolvedPreprocess(pre);
+  const { rh, rw, outH, outW } = safetyResizeMatrices(H, W, p);
+  return safetyPreprocessGraph({
+    imageDtype,
+    outDtype,
+    H,
+    W,
+    rh,
+    rw,
+    outH,
+    outW,
+    scale: p.std.map((s) => p.rescale / s),
+    bias: p.mean.map((m, i) => -m / p.std[i]!),
+    channelOrder: p.channelOrder,
+    layout: p.layout,
+  });
 }
 
 /**

@@ -9,12 +9,12 @@
  */
 import { FluxError, toFluxError } from '../errors.js';
 import type { ComponentName } from '../pack/manifest.js';
-import { resolvedPreprocess, type SafetyCheckerConfig } from '../pack/safety-checker.js';
+import type { SafetyCheckerConfig } from '../pack/safety-checker.js';
 import type { DecodedImages, DecodeOptions, DeviceTensor, FluxBackend, TransformerInputs } from '../pipeline/backend.js';
 import type { FluxModelConfig } from '../pipeline/config.js';
-import { castGraph, eulerStepGraph, gatherRowsGraph, packForReadbackGraph, safetyPreprocessGraph, tileGraph, vaeInputGraph, type FloatDtype } from '../pipeline/device-graphs.js';
+import { castGraph, eulerStepGraph, gatherRowsGraph, packForReadbackGraph, tileGraph, vaeInputGraph, type FloatDtype } from '../pipeline/device-graphs.js';
 import type { LatentShape } from '../pipeline/latents.js';
-import { safetyResizeMatrices } from '../pipeline/safety.js';
+import { safetyPreprocessModel } from '../pipeline/safety.js';
 import type { ClipTokenizer, T5Tokenizer } from '../pipeline/tokenizers.js';
 import type { ComponentIo, TensorSlot } from './component-io.js';
 import type { ExternalDataStaging } from './external-data-staging.js';
@@ -341,8 +341,6 @@ export class OrtFluxBackend implements FluxBackend {
   }
 
   private safetyPreprocess(cfg: SafetyCheckerConfig, H: number, W: number, imageDtype: FloatDtype, outDtype: FloatDtype): Uint8Array {
-    const p = resolvedPreprocess(cfg.preprocess);
-    const { rh, rw, outH, outW } = safetyResizeMatrices(H, W, p);
     // Keep a few sizes: each graph carries its resampling matrices.
     const sizes = [...this.helpers.keys()].filter((k) => k.startsWith('safety_pre:'));
     for (const k of sizes.slice(0, Math.max(0, sizes.length - (SAFETY_PRE_SESSIONS - 1)))) {
@@ -350,20 +348,7 @@ export class OrtFluxBackend implements FluxBackend {
       this.helpers.delete(k);
       void old.then((s) => s.release()).catch(() => undefined);
     }
-    return safetyPreprocessGraph({
-      imageDtype,
-      outDtype,
-      H,
-      W,
-      rh,
-      rw,
-      outH,
-      outW,
-      scale: p.std.map((s) => p.rescale / s),
-      bias: p.mean.map((m, i) => -m / p.std[i]!),
-      channelOrder: p.channelOrder,
-      layout: p.layout,
-    });
+    return safetyPreprocessModel(cfg.preprocess, H, W, imageDtype, outDtype);
   }
 
   async download(t: DeviceTensor): Promise<Float32Array> {

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { SafetyCheckerConfig, SafetyPreprocess } from '../../../src/pack/safety-checker.js';
 import { packForReadbackGraph, safetyPreprocessGraph, type FloatDtype } from '../../../src/pipeline/device-graphs.js';
-import { pixelLevel, preprocessForSafety, resampleMatrix, safetyPlaceholder, safetyResizeMatrices, safetyVerdict } from '../../../src/pipeline/safety.js';
+import { pixelLevel, preprocessForSafety, resampleMatrix, safetyPlaceholder, safetyPreprocessModel, safetyVerdict } from '../../../src/pipeline/safety.js';
 import { postprocessImages } from '../../../src/pipeline/vae.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../../src/runtime/float16.js';
 import { maxAbsDiff, readNpyAny } from '../../support/fixtures.js';
@@ -23,22 +23,7 @@ const valueFor = (level: number) => Math.fround((level / 255 - 0.5) * 2);
 /** The device graph for `pre`, run on ORT CPU. */
 async function runDevice(pixels: Float32Array, dims: number[], pre: SafetyPreprocess, imageDtype: FloatDtype = 'float32', outDtype: FloatDtype = 'float32') {
   const [, , H, W] = dims as [number, number, number, number];
-  const { rh, rw, outH, outW } = safetyResizeMatrices(H, W, pre);
-  const rescale = pre.rescale ?? 1 / 255;
-  const graph = safetyPreprocessGraph({
-    imageDtype,
-    outDtype,
-    H,
-    W,
-    rh,
-    rw,
-    outH,
-    outW,
-    scale: pre.std.map((s) => rescale / s),
-    bias: pre.mean.map((m, i) => -m / pre.std[i]!),
-    channelOrder: pre.channelOrder ?? 'RGB',
-    layout: pre.layout ?? 'NCHW',
-  });
+  const graph = safetyPreprocessModel(pre, H, W, imageDtype, outDtype);
   const s = await ort.InferenceSession.create(graph);
   const image = imageDtype === 'float16' ? new ort.Tensor('float16', float32ToFloat16(pixels), dims) : new ort.Tensor('float32', pixels, dims);
   const out = (await s.run({ image })).pixel_values!;
