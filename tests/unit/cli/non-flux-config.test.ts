@@ -7,11 +7,12 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { encodeNpy, parseNpy } from '../../../src/cli/npy.js';
 import { encodeModel, OnnxDataType } from '../../../src/onnx/proto-writer.js';
 import { decodePng } from '../../support/fixtures.js';
+import { captureCliOutput } from '../../support/cli-output.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flux-tiny-cfg-'));
 const F = OnnxDataType.FLOAT;
@@ -46,13 +47,7 @@ writeFileSync(join(dir, 'latents.npy'), encodeNpy(x0, [1, 1, 8, 8]));
 writeFileSync(join(dir, 'embeds.npy'), encodeNpy(new Float32Array(4 * 8).fill(0.1), [1, 4, 8]));
 writeFileSync(join(dir, 'pooled.npy'), encodeNpy(new Float32Array(8).fill(0.2), [1, 8]));
 
-let stderr = '';
-beforeEach(() => {
-  stderr = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-});
-afterEach(() => vi.restoreAllMocks());
+const cli = captureCliOutput();
 
 const args = (extra: string[]) => [
   'generate', '--transformer', join(dir, 'transformer.onnx'), '--vae-decoder', join(dir, 'vae.onnx'),
@@ -62,7 +57,7 @@ const args = (extra: string[]) => [
 
 it('takes the latent channel count from the transformer graph and applies the given VAE constants', async () => {
   const [l, img] = [join(dir, 'out.npy'), join(dir, 'out.png')];
-  expect(await main(args(['--save-latents', l, '--out', img])), stderr).toBe(0);
+  expect(await main(args(['--save-latents', l, '--out', img])), cli.stderr).toBe(0);
   const latents = parseNpy(new Uint8Array(readFileSync(l)));
   expect(latents.dims).toEqual([1, 1, 8, 8]);
   expect(Array.from(latents.data)).toEqual(Array.from(x0, (v) => Math.fround(v + Math.fround(-1 * Math.fround(0.5 * v)))));
@@ -78,5 +73,5 @@ it('takes the latent channel count from the transformer graph and applies the gi
 
 it('a stated channel count that contradicts the graph is an error, not garbage', async () => {
   expect(await main(args(['--latent-channels', '16', '--out', join(dir, 'x.png')]))).toBe(1);
-  expect(stderr).toMatch(/model_io_mismatch.*hidden_states has 4 features per token, but the config's 16 latent channels need 64/);
+  expect(cli.stderr).toMatch(/model_io_mismatch.*hidden_states has 4 features per token, but the config's 16 latent channels need 64/);
 });

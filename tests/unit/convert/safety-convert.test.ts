@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { jpegJsEncoder } from '../../../src/cli/node-runtime.js';
 import { convertPack } from '../../../src/convert/index.js';
 import { main as packMain } from '../../../src/convert/main.js';
@@ -17,6 +17,7 @@ import type { OrtApi } from '../../../src/runtime/ort-api.js';
 import { openFsPack } from '../../../src/storage/fs-pack-source.js';
 import { TEST_PACK_DIR } from '../../support/fixtures.js';
 import { MIXED_BATCH, SAFETY_CHECKER_NAME, SAFETY_MODEL, SAFETY_REQUEST } from '../../support/safety-pack.js';
+import { captureCliOutput } from '../../support/cli-output.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flux-convert-safety-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -58,26 +59,20 @@ describe('a pack built with --safety-checker', () => {
   });
 
   describe('npm run pack -- --safety-checker … --safety-config …', () => {
-    let stderr = '';
-    beforeEach(() => {
-      stderr = '';
-      vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-      vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    });
-    afterEach(() => vi.restoreAllMocks());
+    const cli = captureCliOutput();
 
     it('overrides from a JSON file win over the Hugging Face configs; a bad one fails before converting', async () => {
       const cfg = join(tmp, 'override.json');
       writeFileSync(cfg, JSON.stringify({ model: 'renamed', threshold: 0.9, preprocess: { resample: 'bicubic' } }));
       const out = join(tmp, 'pack2');
       const args = ['--transformer', src('transformer'), '--vae-decoder', src('vae_decoder'), '--quant', 'fp32', '--safety-checker', SAFETY_MODEL, '--out', out, '--quiet'];
-      expect(await packMain([...args, '--safety-config', cfg, '--safety-quant', 'fp32']), stderr).toBe(0);
+      expect(await packMain([...args, '--safety-config', cfg, '--safety-quant', 'fp32']), cli.stderr).toBe(0);
       const m = parseManifest(JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')));
       expect(m.components.safety_checker).toMatchObject({ model: 'renamed', threshold: 0.9, weights: 'float32', preprocess: { resample: 'bicubic', height: 24 } });
 
       writeFileSync(cfg, JSON.stringify({ threshold: 2 }));
       expect(await packMain([...args, '--safety-config', cfg])).toBe(1);
-      expect(stderr).toMatch(/safety_checker\.threshold: must be a number in \(0, 1\]/);
+      expect(cli.stderr).toMatch(/safety_checker\.threshold: must be a number in \(0, 1\]/);
       expect(existsSync(join(out, 'manifest.json')), 'the previous pack is untouched').toBe(true);
     });
   });
