@@ -217,23 +217,23 @@ export async function generateNow(): Promise<void> {
   delete ui.runStatus.dataset.queuePosition;
   try {
     const input = readInput(id);
-    const route = await app.api.route(id);
     const px = pixelSize(input.image_size);
-    const shape = { target: route.target, endpoint: id, width: px.width, height: px.height, steps: input.num_inference_steps ?? ENDPOINT_SCHEMAS[id].steps.default, images: input.num_images ?? 1 };
-    const expected = timings.estimate(shape);
+    const shape = (target: 'local' | 'remote') => ({ target, endpoint: id, width: px.width, height: px.height, steps: input.num_inference_steps ?? ENDPOINT_SCHEMAS[id].steps.default, images: input.num_images ?? 1 });
+    // subscribe() decides the route; its first progress event says which, and so which earlier runs compare.
+    let expected: number | null | undefined;
     const t0 = performance.now();
     const r = await app.api.subscribe(id, {
       input,
-      route: route.preference,
       abortSignal: controller.signal,
       onProgress: (e) => {
+        if (expected === undefined) expected = timings.estimate(shape(e.target));
         const elapsed = performance.now() - t0;
-        ui.runStatus.textContent = describe(e) + (expected !== null && expected > elapsed ? ` · about ${formatMs(Math.max(0, expected - elapsed))} left` : '');
+        ui.runStatus.textContent = describe(e) + (expected != null && expected > elapsed ? ` · about ${formatMs(expected - elapsed)} left` : '');
         ui.runStatus.dataset.stage = e.stage;
         if (e.target === 'remote' && e.stage === 'queued') ui.runStatus.dataset.queuePosition = String(e.queuePosition);
       },
     });
-    timings.record(shape, r.data.timings.total_ms);
+    timings.record(shape(r.route.target), r.data.timings.total_ms);
     updateAddressBar(id, input, r.data.seed);
     if (!ui.seedLock.checked) ui.seed.value = '';
     ui.runStatus.textContent = `Done in ${formatMs(r.data.timings.total_ms)} (seed ${r.data.seed})${r.route.target === 'remote' ? ' on fal' : ''}.`;

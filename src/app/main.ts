@@ -57,11 +57,10 @@ async function start(): Promise<void> {
     ui.device.textContent = `WebGPU unavailable: ${info.webgpuError ?? 'unknown reason'}`;
     ui.device.classList.add('bad');
   }
-  void refreshDeviceReport();
   const installed = await refreshPacks();
   const ready = installed.find((p) => p.state === 'complete' && CATALOG.some((c) => c.id === p.id));
-  if (ready && info.webgpu) await loadPack(ready.id);
-  else await refreshRoute();
+  if (ready && info.webgpu) await loadPack(ready.id); // refreshes the device report and the route itself
+  else await Promise.all([refreshDeviceReport(), refreshRoute()]);
   document.body.dataset.ready = 'true';
   if (runOnLoad && !ui.generate.disabled) await generateNow();
 }

@@ -231,12 +231,12 @@ export async function loadPack(id: string): Promise<void> {
     const capacity = (await app.client.info()).capacity;
     if (capacity) ui.modelStatus.title = `${capacity.reason} ${capacity.checks.map((c) => `${c.name}: ${c.detail}`).join('; ')}`;
     ui.modelStatus.dataset.loaded = info.packId ?? '';
-    void refreshDeviceReport();
   } catch (e) {
     setProgress(null, '');
     ui.modelStatus.textContent = 'No model loaded.';
     showError(e);
   }
+  void refreshDeviceReport(); // the capacity decision, or why there is none
   await refreshPacks();
   await app.refreshRoute();
 }

@@ -2,12 +2,13 @@
 import type { GenerateProgressEvent } from '../engine/flux-engine.js';
 import type { RemoteProgressEvent } from '../remote/fal-remote.js';
 
-function seconds(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+/** "850 ms", "3.25 s", "12.5 s". */
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
 
 export function describeProgress(e: GenerateProgressEvent): string {
-  const t = seconds(e.elapsedMs);
+  const t = formatMs(e.elapsedMs);
   switch (e.stage) {
     case 'load':
       return `Loading ${e.component ?? 'model'}… ${t}`;
@@ -24,7 +25,7 @@ export function describeProgress(e: GenerateProgressEvent): string {
 }
 
 export function describeRemoteProgress(e: RemoteProgressEvent): string {
-  const t = seconds(e.elapsedMs);
+  const t = formatMs(e.elapsedMs);
   switch (e.stage) {
     case 'submitted':
       return `Sent to fal… ${t}`;
