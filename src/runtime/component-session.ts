@@ -26,11 +26,11 @@ export class ComponentSession {
     private readonly lastUse: Map<string, number>,
   ) {}
 
-  /** Create every stage's session (checking GPU features first) and bind the whole chain's I/O. */
+  /**
+   * Create every stage's session and bind the whole chain's I/O. Declared features were checked for every
+   * component when the pack loaded (checkDeclaredFeatures); the graph's own float type is checked here.
+   */
   static async create(env: RuntimeEnv, name: ComponentName, source: ComponentSource, config: FluxModelConfig): Promise<ComponentSession> {
-    // Check before creating sessions: some builds fail late or (JSEP) silently compute garbage in fp16.
-    const early = missingFeatures(env, source, source.dtype);
-    if (early.length) throw featureError(name, source, early);
     const sessions: OrtSession[] = [];
     try {
       for (const [k, graph] of source.graphs.entries()) {
@@ -167,8 +167,9 @@ function webgpuTuner(name: ComponentName, config: FluxModelConfig): GraphTuner {
 }
 
 /**
- * Fail at load, not at the first generation, when a component's declared features are missing: components that
- * are not resident are only created when their stage runs.
+ * Fail at load, before any session exists, when a component's declared features are missing: some builds fail
+ * late or (JSEP) silently compute garbage in fp16, and components that are not resident are only created when
+ * their stage runs.
  */
 export function checkDeclaredFeatures(env: RuntimeEnv, name: ComponentName, source: ComponentSource): void {
   const missing = missingFeatures(env, source, source.dtype);
