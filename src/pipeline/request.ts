@@ -95,7 +95,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function intInRange(value: unknown, field: string, min: number, max: number): number {
+/** An integer in [min, max], or invalid_input naming the field and the range (also used for fal's remote schemas). */
+export function intInRange(value: unknown, field: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw invalidInput(field, `must be an integer between ${min} and ${max}, got ${JSON.stringify(value)}`);
   }

@@ -6,6 +6,7 @@
 import { invalidInput } from '../errors.js';
 import { IMAGE_SIZE_PRESETS, isImageSizePreset, type ImageSize } from '../pipeline/image-size.js';
 import { MAX_SEED } from '../pipeline/random.js';
+import { intInRange, MAX_NUM_IMAGES } from '../pipeline/request.js';
 
 export const FLUX_ENDPOINTS = [
   'fal-ai/flux/schnell',
@@ -81,13 +82,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function int(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidInput(field, `must be an integer between ${min} and ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
 function num(value: unknown, field: string, min: number, max: number, minExclusive = false): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || (minExclusive ? value <= min : value < min) || value > max) {
     throw invalidInput(field, `must be a number ${minExclusive ? 'above' : 'from'} ${min} ${minExclusive ? 'up ' : ''}to ${max}, got ${JSON.stringify(value)}`);
@@ -141,14 +135,14 @@ export function validateRemoteInput(endpoint: FluxEndpointId, input: unknown): F
       out.image_size = v;
     } else if (isObject(v)) {
       for (const k of Object.keys(v)) if (k !== 'width' && k !== 'height') throw invalidInput(`image_size.${k}`, 'unknown field; expected width and height');
-      out.image_size = { width: int(v.width, 'image_size.width', 1, MAX_REMOTE_SIDE), height: int(v.height, 'image_size.height', 1, MAX_REMOTE_SIDE) };
+      out.image_size = { width: intInRange(v.width, 'image_size.width', 1, MAX_REMOTE_SIDE), height: intInRange(v.height, 'image_size.height', 1, MAX_REMOTE_SIDE) };
     } else throw invalidInput('image_size', 'must be a preset name or an object {width, height}');
   }
-  if (input.num_inference_steps !== undefined) out.num_inference_steps = int(input.num_inference_steps, 'num_inference_steps', s.steps.min, s.steps.max);
+  if (input.num_inference_steps !== undefined) out.num_inference_steps = intInRange(input.num_inference_steps, 'num_inference_steps', s.steps.min, s.steps.max);
   if (input.guidance_scale !== undefined) out.guidance_scale = num(input.guidance_scale, 'guidance_scale', 1, 20);
   if (input.strength !== undefined) out.strength = num(input.strength, 'strength', 0, 1, true);
-  if (input.seed !== undefined && input.seed !== null) out.seed = int(input.seed, 'seed', 0, MAX_SEED);
-  if (input.num_images !== undefined) out.num_images = int(input.num_images, 'num_images', 1, 4);
+  if (input.seed !== undefined && input.seed !== null) out.seed = intInRange(input.seed, 'seed', 0, MAX_SEED);
+  if (input.num_images !== undefined) out.num_images = intInRange(input.num_images, 'num_images', 1, MAX_NUM_IMAGES);
   for (const k of ['enable_safety_checker', 'sync_mode'] as const) {
     if (input[k] !== undefined) {
       if (typeof input[k] !== 'boolean') throw invalidInput(k, 'must be true or false');
