@@ -134,6 +134,7 @@ test('a share link regenerates the same image bytes', async ({ page, context }) 
 });
 
 test('a malformed share link says which parameter is wrong', async ({ page }) => {
+  await openApp(page); // asserts the WebGPU adapter
   await page.goto('/?prompt=x&image_size=huge');
   await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
   await expect(page.getByTestId('error')).toContainText('image_size: in the link must be a preset name or WxH');
