@@ -1,42 +1,35 @@
-// Encodes texts with @huggingface/tokenizers and with transformers.js (CLIPTokenizer / T5Tokenizer)
-// for the toy tokenizers of the test pack. Called by build.py:
+// Encodes texts with @huggingface/tokenizers for the toy tokenizers of the test pack; build.py compares the ids
+// with its independent Python encoder (tools/testpack/tokenizers_toy.py) and records them as reference ids.
 //   node tools/testpack/tokenize_cases.mjs < {"pack": "<dir>", "texts": [...]}  ->  JSON on stdout
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { CLIPTokenizer, T5Tokenizer } from '@huggingface/transformers';
 
 const input = JSON.parse(readFileSync(0, 'utf8'));
-const load = (dir) => [
-  JSON.parse(readFileSync(join(input.pack, dir, 'tokenizer.json'), 'utf8')),
-  JSON.parse(readFileSync(join(input.pack, dir, 'tokenizer_config.json'), 'utf8')),
-];
-const [clipJson, clipCfg] = load('tokenizer');
-const [t5Json, t5Cfg] = load('tokenizer_2');
+const load = (dir) => {
+  const json = JSON.parse(readFileSync(join(input.pack, dir, 'tokenizer.json'), 'utf8'));
+  const config = JSON.parse(readFileSync(join(input.pack, dir, 'tokenizer_config.json'), 'utf8'));
+  return { tokenizer: new Tokenizer(json, config), config };
+};
+const libs = { clip: load('tokenizer'), t5: load('tokenizer_2') };
 
-const libs = {
-  clip: { tokenizers: new Tokenizer(clipJson, clipCfg), transformers: new CLIPTokenizer(clipJson, clipCfg) },
-  t5: { tokenizers: new Tokenizer(t5Json, t5Cfg), transformers: new T5Tokenizer(t5Json, t5Cfg) },
+/** The id of a special token named in tokenizer_config.json (a string or an AddedToken object). */
+const specialId = ({ tokenizer, config }, key) => {
+  const token = config[key];
+  if (token === undefined || token === null) return undefined;
+  return tokenizer.token_to_id(typeof token === 'string' ? token : token.content);
 };
 
 const out = { cases: [], specials: {} };
 for (const text of input.texts) {
   const c = { text };
-  for (const [name, l] of Object.entries(libs)) {
-    const a = l.tokenizers.encode(text, { add_special_tokens: false }).ids;
-    const b = l.transformers.encode(text, { add_special_tokens: false });
-    const withSpecials = l.tokenizers.encode(text).ids;
-    const tokens = l.tokenizers.encode(text, { add_special_tokens: false }).tokens;
-    c[name] = { tokenizers: a, transformers: Array.from(b, Number), with_specials: withSpecials, tokens,
-      decoded: a.length ? l.tokenizers.decode(a, { skip_special_tokens: true }) : '' };
+  for (const [name, { tokenizer }] of Object.entries(libs)) {
+    const raw = tokenizer.encode(text, { add_special_tokens: false });
+    c[name] = { tokenizers: raw.ids, with_specials: tokenizer.encode(text).ids, tokens: raw.tokens,
+      decoded: raw.ids.length ? tokenizer.decode(raw.ids, { skip_special_tokens: true }) : '' };
   }
   out.cases.push(c);
 }
-out.specials.clip = {
-  bos: libs.clip.transformers.bos_token_id, eos: libs.clip.transformers.eos_token_id,
-  pad: libs.clip.transformers.pad_token_id, unk: libs.clip.transformers.unk_token_id,
-};
-out.specials.t5 = {
-  eos: libs.t5.transformers.eos_token_id, pad: libs.t5.transformers.pad_token_id, unk: libs.t5.transformers.unk_token_id,
-};
+out.specials.clip = Object.fromEntries(['bos', 'eos', 'pad', 'unk'].map((k) => [k, specialId(libs.clip, `${k}_token`)]));
+out.specials.t5 = Object.fromEntries(['eos', 'pad', 'unk'].map((k) => [k, specialId(libs.t5, `${k}_token`)]));
 process.stdout.write(JSON.stringify(out));

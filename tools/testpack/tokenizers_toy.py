@@ -2,7 +2,7 @@
 `tokenizer.json` structure, trained deterministically on an embedded caption corpus.
 
 Also contains small pure-Python encoders that follow the HF `tokenizers` semantics; build.py
-compares them with @huggingface/tokenizers and transformers.js as a third, independent check.
+compares them with @huggingface/tokenizers as an independent check.
 """
 from __future__ import annotations
 
