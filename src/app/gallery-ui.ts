@@ -6,7 +6,7 @@
  */
 import type { FluxResult } from '../client/flux-api.js';
 import type { HistoryEntry, NewHistoryEntry } from '../history/history-store.js';
-import { ENDPOINT_SCHEMAS, type FluxEndpointId, type FluxRemoteInput } from '../remote/endpoints.js';
+import { ENDPOINT_SCHEMAS, type FluxEndpointId, type FluxRemoteInput } from '../client/request-vocabulary.js';
 import { app } from './context.js';
 import { errorText, showNotice, ui } from './dom.js';
 import { formatBytes, formatMs } from './format.js';

@@ -6,8 +6,7 @@
 import type { FluxProgressEvent, RoutePreference } from '../client/flux-api.js';
 import { describeProgress, describeRemoteProgress } from '../client/progress-text.js';
 import { isFluxError } from '../errors.js';
-import { IMAGE_SIZE_PRESETS, isImageSizePreset, type ImageSize } from '../pipeline/image-size.js';
-import { ENDPOINT_SCHEMAS, type FluxEndpointId, type FluxRemoteInput } from '../remote/endpoints.js';
+import { IMAGE_SIZE_PRESETS, isImageSizePreset, type ImageSize, ENDPOINT_SCHEMAS, type FluxEndpointId, type FluxRemoteInput } from '../client/request-vocabulary.js';
 import { app } from './context.js';
 import { clearError, showError, ui } from './dom.js';
 import { TimingHistory } from './estimate.js';

@@ -4,8 +4,7 @@
  * plus `model` for endpoints other than schnell and `run=1` to start on load. Pure (URLSearchParams only).
  */
 import { FluxError, invalidInput } from '../errors.js';
-import { isImageSizePreset, type ImageSize } from '../pipeline/image-size.js';
-import { isFluxEndpoint, type FluxEndpointId } from '../remote/endpoints.js';
+import { isImageSizePreset, type ImageSize, isFluxEndpoint, type FluxEndpointId } from '../client/request-vocabulary.js';
 
 export interface SharedSettings {
   endpoint: FluxEndpointId;

@@ -11,7 +11,7 @@ import { bindComponentIo, componentFloatType, type ComponentIo, type SessionShap
 import type { ComponentSource, GraphTuner } from './component-source.js';
 import { placementOptions } from './graph-placement.js';
 import type { OrtSession, OrtSessionOptions, OrtTensor } from './ort-api.js';
-import type { RuntimeEnv } from './ort-backend.js';
+import type { RuntimeEnv } from './ort-api.js';
 
 /** Runs one session and accounts for it (time, read-backs); provided by the backend. */
 export type SessionRunner = (label: string, session: OrtSession, feeds: Record<string, OrtTensor>, fetches: string[]) => Promise<OrtTensor[]>;

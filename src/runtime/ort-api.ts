@@ -3,6 +3,7 @@
  * both provide it; each entry point injects its own module, so neither bundle contains the other.
  */
 import type { Env, InferenceSession, Tensor } from 'onnxruntime-common';
+import type { ExternalDataStaging } from './external-data-staging.js';
 
 export interface OrtApi {
   InferenceSession: typeof InferenceSession;
@@ -15,3 +16,17 @@ export type OrtSessionOptions = InferenceSession.SessionOptions;
 
 /** Where the runtime executes. */
 export type ExecutionTarget = 'webgpu' | 'cpu' | 'wasm';
+
+/** What a backend needs from its host (worker or CLI): the ORT module, the execution target and GPU facts. */
+export interface RuntimeEnv {
+  ort: OrtApi;
+  target: ExecutionTarget;
+  /** Features of the WebGPU adapter (checked before loading graphs that need them). Undefined off-GPU. */
+  gpuFeatures?: ReadonlySet<string>;
+  /** Extra session options (merged under the runtime's own). */
+  sessionOptions?: OrtSessionOptions;
+  /** Total GPU map-for-read operations so far in this realm (gpu-readback-counter.ts), for per-session stats. */
+  gpuReadCounter?: () => number;
+  /** Reusable buffer for Blob external data (onnxruntime-web's asyncify build); absent: Blobs go to ORT as is. */
+  externalDataStaging?: ExternalDataStaging;
+}

@@ -17,24 +17,12 @@ import type { LatentShape } from '../pipeline/latents.js';
 import { safetyPreprocessModel } from '../pipeline/safety.js';
 import type { ClipTokenizer, T5Tokenizer } from '../pipeline/tokenizers.js';
 import type { ComponentIo, TensorSlot } from './component-io.js';
-import type { ExternalDataStaging } from './external-data-staging.js';
 import { ComponentSession, checkDeclaredFeatures, sessionOptionsFor } from './component-session.js';
 import { checkTextEncoders, type BackendSources } from './component-source.js';
 import { float16ToFloat32, float32ToFloat16 } from './float16.js';
-import type { ExecutionTarget, OrtApi, OrtSession, OrtSessionOptions, OrtTensor } from './ort-api.js';
+import type { ExecutionTarget, OrtApi, OrtSession, OrtSessionOptions, OrtTensor, RuntimeEnv } from './ort-api.js';
 
-export interface RuntimeEnv {
-  ort: OrtApi;
-  target: ExecutionTarget;
-  /** Features of the WebGPU adapter (checked before loading graphs that need them). Undefined off-GPU. */
-  gpuFeatures?: ReadonlySet<string>;
-  /** Extra session options (merged under the runtime's own). */
-  sessionOptions?: OrtSessionOptions;
-  /** Total GPU map-for-read operations so far in this realm (gpu-readback-counter.ts), for per-session stats. */
-  gpuReadCounter?: () => number;
-  /** Reusable buffer for Blob external data (onnxruntime-web's asyncify build); absent: Blobs go to ORT as is. */
-  externalDataStaging?: ExternalDataStaging;
-}
+export type { RuntimeEnv } from './ort-api.js';
 
 export interface BackendLoadProgressEvent {
   status: 'load';
