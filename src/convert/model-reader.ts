@@ -5,8 +5,9 @@
  * the protobuf wire format with positional reads). So a 2 GB single-file model costs no more memory than its graph,
  * and a 24 GB external-data model the same.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve, win32 } from 'node:path';
+import { FluxError } from '../errors.js';
 import { DT, elemSize, inlineTensorBytes, numel, onnx, toNum, type GraphProto, type ModelProto, type TensorProto } from './onnx.js';
 
 /** Where a tensor's bytes are. */
@@ -122,20 +123,63 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-function externalRef(t: TensorProto, modelDir: string): TensorRef {
+/** The graph being read: where its external data may live, and the locations already checked. */
+interface ModelContext {
+  modelPath: string;
+  modelDir: string;
+  /** realpath of modelDir, once. */
+  realDir?: string;
+  checked: Map<string, string>;
+}
+
+/**
+ * Resolve an external-data `location` so that it stays inside the graph's folder. A hostile graph could otherwise
+ * point at /etc/shadow, ../../.ssh/id_rsa or a symlink to either, and the converter would copy those bytes into a
+ * pack (onnxruntime itself refuses absolute paths and "..").
+ */
+function containedLocation(ctx: ModelContext, name: string | null | undefined, location: string): string {
+  const cached = ctx.checked.get(location);
+  if (cached) return cached;
+  const refuse = (why: string) =>
+    new FluxError('invalid_input', `${ctx.modelPath}: initializer "${name}": external data location ${JSON.stringify(location)} ${why}; external data must be a relative path inside ${ctx.modelDir}`, {
+      field: 'external_data.location',
+      details: { graph: ctx.modelPath, location },
+    });
+  if (isAbsolute(location) || win32.isAbsolute(location) || /^[a-zA-Z]:/.test(location)) throw refuse('is absolute');
+  if (location.split(/[\\/]/).some((s) => s === '..')) throw refuse('has a ".." segment');
+  if (location.includes('\0')) throw refuse('contains a NUL byte');
+  const path = resolve(ctx.modelDir, location);
+  let real: string;
+  try {
+    ctx.realDir ??= realpathSync(ctx.modelDir);
+    real = realpathSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new FluxError('pack_file_missing', `${ctx.modelPath}: external data file ${JSON.stringify(location)} of initializer "${name}" is missing (looked for ${path})`, { cause: e });
+    }
+    throw new Error(`${ctx.modelPath}: cannot resolve external data ${JSON.stringify(location)}: ${(e as Error).message}`, { cause: e });
+  }
+  const rel = relative(ctx.realDir, real);
+  if (rel === '' || rel === '..' || rel.startsWith('../') || isAbsolute(rel)) throw refuse(`resolves outside the graph's folder (to ${real}, through a symlink)`);
+  ctx.checked.set(location, path);
+  return path;
+}
+
+function externalRef(t: TensorProto, ctx: ModelContext): TensorRef {
   const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = kv.get('location');
   if (!location) throw new Error(`initializer "${t.name}" is external but has no location`);
+  const path = containedLocation(ctx, t.name, location);
   const dims = (t.dims ?? []).map(toNum);
   const dataType = t.dataType ?? 0;
   const expected = numel(dims) * elemSize(dataType);
   const length = kv.has('length') ? Number(kv.get('length')) : expected;
   if (length !== expected) throw new Error(`initializer "${t.name}": external length ${length} ≠ ${expected} bytes for ${JSON.stringify(dims)}`);
-  return { name: t.name ?? '', dims, dataType, byteLength: length, source: { kind: 'file', path: resolve(modelDir, location), offset: Number(kv.get('offset') ?? 0), length } };
+  return { name: t.name ?? '', dims, dataType, byteLength: length, source: { kind: 'file', path, offset: Number(kv.get('offset') ?? 0), length } };
 }
 
-function refFromTensor(t: TensorProto, modelDir: string): TensorRef {
-  if (t.dataLocation === 1) return externalRef(t, modelDir);
+function refFromTensor(t: TensorProto, ctx: ModelContext): TensorRef {
+  if (t.dataLocation === 1) return externalRef(t, ctx);
   const dims = (t.dims ?? []).map(toNum);
   const dataType = t.dataType ?? 0;
   if (dataType === DT.STRING) throw new Error(`string initializer "${t.name}" is not supported`);
@@ -147,7 +191,7 @@ function refFromTensor(t: TensorProto, modelDir: string): TensorRef {
  * A large TensorProto inside the model file: decode everything but the payload, and point at the payload.
  * raw_data (9) is raw bytes; packed float_data (4) / double_data (10) are little-endian values, i.e. raw too.
  */
-function scanLargeTensor(c: FileCursor, start: number, end: number, modelPath: string, modelDir: string): TensorRef {
+function scanLargeTensor(c: FileCursor, start: number, end: number, ctx: ModelContext): TensorRef {
   const meta: Uint8Array[] = [];
   let payload: { offset: number; length: number; field: number } | null = null;
   for (const f of fields(c, start, end)) {
@@ -158,22 +202,22 @@ function scanLargeTensor(c: FileCursor, start: number, end: number, modelPath: s
     }
   }
   const t = onnx.TensorProto.decode(concat(meta));
-  if (t.dataLocation === 1) return externalRef(t, modelDir);
+  if (t.dataLocation === 1) return externalRef(t, ctx);
   const dims = (t.dims ?? []).map(toNum);
   const dataType = t.dataType ?? 0;
-  if (!payload) return refFromTensor(t, modelDir);
+  if (!payload) return refFromTensor(t, ctx);
   if ((payload.field === 4 && dataType !== DT.FLOAT) || (payload.field === 10 && dataType !== DT.DOUBLE)) {
     throw new Error(`initializer "${t.name}": large tensor stored in a typed field the converter cannot stream; re-save it with raw_data`);
   }
   const expected = numel(dims) * elemSize(dataType);
   if (payload.length !== expected) throw new Error(`initializer "${t.name}": ${payload.length} payload bytes ≠ ${expected} expected`);
-  return { name: t.name ?? '', dims, dataType, byteLength: expected, source: { kind: 'file', path: modelPath, offset: payload.offset, length: expected } };
+  return { name: t.name ?? '', dims, dataType, byteLength: expected, source: { kind: 'file', path: ctx.modelPath, offset: payload.offset, length: expected } };
 }
 
 /** Read an ONNX model: graph decoded, initializer payloads referenced by file position. */
 export function readModel(path: string): LoadedModel {
   const modelPath = resolve(path);
-  const modelDir = dirname(modelPath);
+  const ctx: ModelContext = { modelPath, modelDir: dirname(modelPath), checked: new Map() };
   let fd: number;
   try {
     fd = openSync(modelPath, 'r');
@@ -194,8 +238,8 @@ export function readModel(path: string): LoadedModel {
             const len = g.end - g.payload;
             const ref =
               len <= SMALL_TENSOR
-                ? refFromTensor(onnx.TensorProto.decode(c.read(g.payload, len)), modelDir)
-                : scanLargeTensor(c, g.payload, g.end, modelPath, modelDir);
+                ? refFromTensor(onnx.TensorProto.decode(c.read(g.payload, len)), ctx)
+                : scanLargeTensor(c, g.payload, g.end, ctx);
             initializers.set(ref.name, ref);
           } else if (g.field === 15 && g.wire === 2) {
             throw new Error(`${path}: sparse initializers are not supported`);

@@ -2,15 +2,17 @@
  * The streaming reader and graph rewrites on hand-made models: embedded weights are located by offset (not loaded),
  * weights behind Cast/Transpose and in large Constant nodes are quantized, and left-over nodes are pruned.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertPack } from '../../../src/convert/index.js';
+import { main as packMain } from '../../../src/convert/main.js';
 import { readModel, readTensorBytes } from '../../../src/convert/model-reader.js';
 import { DT, inlineTensorBytes, onnx, valueInfo } from '../../../src/convert/onnx.js';
 import { randomNormals } from '../../../src/convert/quantize.js';
 import { TEST_PACK_DIR } from '../../support/fixtures.js';
+import { captureCliOutput } from '../../support/cli-output.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flux-reader-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -77,5 +79,102 @@ describe('model reader', () => {
     expect([...out.initializers.values()].every((i) => i.dataType !== DT.FLOAT || i.dims.length === 1)).toBe(true);
     const v = (t.verify as { outputs: { cosine: number }[] }).outputs[0]!;
     expect(v.cosine).toBeGreaterThan(0.9999);
+  });
+});
+
+/**
+ * A graph y = x + w whose w lives in external data at `location` (as written into the ONNX file, unresolved).
+ * One input and one output, so it passes as a VAE decoder: the converter would copy w's bytes into the pack.
+ */
+function externalGraph(path: string, location: string, n = 1024): void {
+  const model = {
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: {
+      name: 'g',
+      node: [{ opType: 'Add', input: ['x', 'w'], output: ['y'], name: 'add' }],
+      initializer: [
+        {
+          name: 'w',
+          dims: [n],
+          dataType: DT.FLOAT,
+          dataLocation: 1,
+          externalData: [
+            { key: 'location', value: location },
+            { key: 'offset', value: '0' },
+            { key: 'length', value: String(n * 4) },
+          ],
+        },
+      ],
+      input: [valueInfo('x', DT.FLOAT, [n])],
+      output: [valueInfo('y', DT.FLOAT, [n])],
+    },
+  };
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish());
+}
+
+describe('external-data locations stay inside the graph folder', () => {
+  const cli = captureCliOutput();
+  const root = join(tmp, 'exfil');
+  const secret = join(root, 'secret.bin');
+  const secretBytes = Buffer.alloc(4096, 0x5a);
+  mkdirSync(join(root, 'model', 'weights'), { recursive: true });
+  writeFileSync(secret, secretBytes);
+  // Legit: a nested relative location.
+  writeFileSync(join(root, 'model', 'weights', 'w.bin'), new Uint8Array(new Float32Array(1024).fill(0.5).buffer));
+  symlinkSync(secret, join(root, 'model', 'link.bin'));
+  symlinkSync(root, join(root, 'model', 'up')); // a folder symlink: up/secret.bin has no ".." yet leaves the folder
+
+  it.each([
+    ['an absolute location', secret, /absolute/],
+    ['a ../ location', '../secret.bin', /"\.\."/],
+    ['a .. segment in the middle', 'weights/../../secret.bin', /"\.\."/],
+    ['a Windows-style ..\\ location', '..\\secret.bin', /"\.\."/],
+    ['a symlink to a file outside', 'link.bin', /resolves outside/],
+    ['a path through a symlinked folder', 'up/secret.bin', /resolves outside/],
+  ])('refuses %s, naming the graph file and the location', (_what, location, reason) => {
+    const graph = join(root, 'model', 'evil.onnx');
+    externalGraph(graph, location);
+    expect(() => readModel(graph)).toThrowError(reason);
+    try {
+      readModel(graph);
+    } catch (e) {
+      expect((e as Error).message).toContain(graph);
+      expect((e as Error).message).toContain(JSON.stringify(location));
+      expect((e as { code?: string }).code).toBe('invalid_input');
+    }
+  });
+
+  it('a nested relative location inside the folder still reads', () => {
+    const graph = join(root, 'model', 'good.onnx');
+    externalGraph(graph, 'weights/w.bin');
+    const m = readModel(graph);
+    const w = new Float32Array(new Uint8Array(readTensorBytes(m.initializers.get('w')!)).buffer);
+    expect(w[0]).toBe(0.5);
+    expect(w[1023]).toBe(0.5);
+  });
+
+  it('npm run pack refuses to copy a file outside the graph folder into a pack (exit 1, no pack written)', async () => {
+    const graph = join(root, 'model', 'vae.onnx');
+    externalGraph(graph, secret);
+    const out = join(root, 'pack-abs');
+    const code = await packMain(['--transformer', join(TEST_PACK_DIR, 'transformer/model.onnx'), '--vae-decoder', graph, '--quant', 'fp32', '--out', out, '--quiet']);
+    expect(code).toBe(1);
+    expect(cli.stderr).toMatch(/external data location .*secret\.bin.* is absolute/);
+    expect(cli.stderr).toContain(graph);
+    expect(existsSync(join(out, 'manifest.json'))).toBe(false);
+    expect(existsSync(join(out, 'vae_decoder'))).toBe(false);
+  });
+
+  it('convertPack refuses ../ and symlink escapes the same way', async () => {
+    for (const location of ['../secret.bin', 'link.bin']) {
+      const graph = join(root, 'model', 'vae2.onnx');
+      externalGraph(graph, location);
+      await expect(convertPack({ transformer: join(TEST_PACK_DIR, 'transformer/model.onnx'), vaeDecoder: graph, quant: 'fp32', out: join(root, 'pack-rel') })).rejects.toThrow(
+        /external data location/,
+      );
+      expect(existsSync(join(root, 'pack-rel', 'manifest.json'))).toBe(false);
+    }
   });
 });
