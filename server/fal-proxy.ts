@@ -1,12 +1,14 @@
 /**
  * The same-origin fal proxy: the browser's stock @fal-ai/client (proxyUrl '/api/fal/proxy') sends every fal call
  * here with the real URL in `x-fal-target-url`; we check it against a FLUX-only allowlist, add the server's key
- * and stream fal's answer back unchanged (status, body, SSE). docs/proxy.md has the why; fal-protocol.md §2–3
- * (the shared fal spec) the wire contract and the stock proxy's defects this avoids.
+ * and stream fal's answer back unchanged (status, body, SSE). docs/proxy.md has the why; docs/fal-protocol.md §2–3
+ * the wire contract and the stock proxy's defects this avoids.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientKey } from './client-address.js';
 import { checkFalTarget, TARGET_URL_HEADER, type FalTargetKind } from './fal-target.js';
 import { TokenBuckets } from './rate-limit.js';
+import { checkRequestOrigin, parseAllowedHosts } from './request-guard.js';
 
 export { checkFalTarget, FLUX_SUBMIT_PATHS, TARGET_URL_HEADER, type FalTargetCheck, type FalTargetKind } from './fal-target.js';
 
@@ -16,6 +18,9 @@ export const DEFAULT_MAX_BODY_BYTES = 12 * 1024 * 1024;
 /** Generous enough for several tabs polling status every 500 ms; submits are what cost money. */
 export const DEFAULT_RATE_LIMIT: Readonly<Required<FalProxyRateLimit>> = { requestsPerSecond: 20, burst: 60, submitsPerMinute: 10, submitBurst: 10 };
 export const PROXY_ID = 'flux-webgpu';
+/** After a refusal, how much of an unread request body is read and thrown away so the client gets to read the
+ * answer (a client still uploading when the socket closes sees a reset, not the status). */
+export const DEFAULT_MAX_DRAIN_BYTES = 64 * 1024 * 1024;
 
 export interface FalProxyRateLimit {
   /** All requests, per client: sustained rate. @defaultValue 20 */
@@ -45,6 +50,22 @@ export interface FalProxyOptions {
    * the original https fal URL; the original host goes along as `x-fal-test-host`. Env: FAL_TEST_UPSTREAM_ORIGIN.
    */
   upstreamOrigin?: string;
+  /**
+   * Host names this server answers to besides the defaults (localhost, 127.0.0.1 and [::1] on the port the request
+   * came in on, and the address it came in on): `app.example` (any port) or `app.example:8443`. Requests with
+   * another `Host` get 403 proxy_host_not_allowed. Env (standalone): FAL_PROXY_ALLOWED_HOSTS.
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Decides whether a request may spend the key (a session cookie, basic auth, an IP list…), like
+   * `@fal-ai/server-proxy`'s isAuthenticated. false, or a throw, answers 401 proxy_unauthorized and forwards
+   * nothing. Without it every client that passes the origin checks may use the key, and a warning is logged at
+   * creation. Env (standalone): FAL_PROXY_AUTH_MODULE.
+   */
+  isAuthenticated?: (req: IncomingMessage) => boolean | Promise<boolean>;
+  /** After a refusal, read and discard up to this many unread body bytes so the client can read the answer;
+   * beyond that the connection is reset. @defaultValue 64 MiB */
+  maxDrainBytes?: number;
   /** One line per request (`method host path -> status ms`), plus warnings; false for silence. @defaultValue console.log */
   log?: ((line: string) => void) | false;
 }
@@ -53,6 +74,9 @@ export type FalProxyHandler = (req: IncomingMessage, res: ServerResponse) => Pro
 
 /** `error_type` of the proxy's own JSON errors (fal's own errors pass through unchanged). */
 export type FalProxyErrorType =
+  | 'proxy_host_not_allowed'
+  | 'proxy_cross_origin'
+  | 'proxy_unauthorized'
   | 'proxy_bad_target'
   | 'proxy_forbidden'
   | 'proxy_method_not_allowed'
@@ -89,8 +113,8 @@ const DROPPED_RESPONSE_HEADERS = new Set([
 /** Printable ASCII without spaces: what a fal key is, and what can safely go in a header. */
 const HEADER_TOKEN = /^[\x21-\x7e]+$/;
 const PRINTABLE_VALUE = /^[\x20-\x7e]*$/;
-/** After refusing an oversized upload, how long to drain before dropping the connection. */
-const LINGER_MS = 1000;
+/** After a refusal, how long an unread body may take to arrive (and be discarded) before the connection is dropped. */
+const DRAIN_MS = 30_000;
 
 interface RequestLog {
   method: string;
@@ -112,11 +136,20 @@ export function createFalProxy(options: FalProxyOptions = {}): FalProxyHandler {
   if (!Number.isSafeInteger(maxBody) || maxBody < 0) throw new RangeError(`maxBodyBytes must be a non-negative integer, got ${maxBody}`);
   const hops = options.trustProxy === true ? 1 : typeof options.trustProxy === 'number' ? options.trustProxy : 0;
   if (!Number.isSafeInteger(hops) || hops < 0) throw new RangeError(`trustProxy must be a boolean or a non-negative integer, got ${options.trustProxy}`);
+  const maxDrain = options.maxDrainBytes ?? DEFAULT_MAX_DRAIN_BYTES;
+  if (!Number.isSafeInteger(maxDrain) || maxDrain < 0) throw new RangeError(`maxDrainBytes must be a non-negative integer, got ${maxDrain}`);
+  const allowedHosts = parseAllowedHosts(options.allowedHosts ?? [], 'allowedHosts');
+  const isAuthenticated = options.isAuthenticated;
+  if (isAuthenticated !== undefined && typeof isAuthenticated !== 'function') throw new TypeError('isAuthenticated must be a function (req) => boolean | Promise<boolean>');
   const limits = options.rateLimit === false ? undefined : createLimits({ ...DEFAULT_RATE_LIMIT, ...definedOnly(options.rateLimit ?? {}) });
   const upstreamOrigin = parseUpstreamOrigin(options.upstreamOrigin ?? process.env.FAL_TEST_UPSTREAM_ORIGIN);
   if (upstreamOrigin) {
     log(`[fal-proxy] WARNING: upstream override active (upstreamOrigin / FAL_TEST_UPSTREAM_ORIGIN): fal requests go to ${upstreamOrigin}, not to fal.ai. For tests only.`);
   }
+  if (!isAuthenticated) {
+    log('[fal-proxy] WARNING: no authentication check is configured (isAuthenticated / FAL_PROXY_AUTH_MODULE): anyone who can load this page can spend the fal key, within the rate limits.');
+  }
+  let warnedNoForwardedFor = false;
 
   return async function falProxy(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
@@ -144,19 +177,36 @@ export function createFalProxy(options: FalProxyOptions = {}): FalProxyHandler {
   async function handle(req: IncomingMessage, res: ServerResponse, entry: RequestLog, key: string | undefined): Promise<void> {
     const refuse = (status: number, type: FalProxyErrorType, detail: string, headers: Record<string, string> = {}) => {
       entry.note = ` (${detail})`;
-      // Node would otherwise read (and discard) an unread body of any size to keep the connection alive.
-      const unread = !req.readableEnded && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
-      sendJson(res, status, type, detail, key, unread ? { ...headers, connection: 'close' } : headers);
-      if (unread) closeSoon(req, res);
+      refuseAndDrain(req, res, status, type, detail, key, headers, maxDrain);
     };
+    // The host (Vite's cors middleware) may have set CORS headers already; this route is same-origin only.
+    for (const name of res.getHeaderNames()) if (name.startsWith('access-control-')) res.removeHeader(name);
+    const guard = checkRequestOrigin(req, allowedHosts);
+    if (guard) return refuse(guard.status, guard.errorType, guard.detail);
     const method = req.method ?? '';
     if (!METHODS.has(method)) {
       return refuse(405, 'proxy_method_not_allowed', `Method ${entry.method} is not allowed; the fal proxy accepts GET, POST and PUT`, { allow: 'GET, POST, PUT' });
     }
-    const client = clientId(req, hops);
+    if (hops > 0 && req.headers['x-forwarded-for'] === undefined && !warnedNoForwardedFor) {
+      warnedNoForwardedFor = true;
+      log(
+        `[fal-proxy] WARNING: trustProxy / TRUST_PROXY is set, but a request from ${safeToken(req.socket?.remoteAddress ?? 'unknown')} came without x-forwarded-for: either the reverse proxy does not set it (all its clients then share one rate-limit bucket) or clients reach this server directly (and can choose their own address). Shown once.`,
+      );
+    }
+    const client = clientKey(clientId(req, hops));
     if (limits) {
       const wait = limits.all.take(client);
       if (wait > 0) return refuse(429, 'proxy_rate_limited', `Too many requests to the fal proxy; retry in ${retryAfter(wait)} s`, { 'retry-after': String(retryAfter(wait)) });
+    }
+    if (isAuthenticated) {
+      let ok = false;
+      let why = '';
+      try {
+        ok = (await isAuthenticated(req)) === true;
+      } catch (err) {
+        why = ` (the check failed: ${describeError(err)})`;
+      }
+      if (!ok) return refuse(401, 'proxy_unauthorized', `This fal proxy needs authentication, and the request did not pass the server's check${why}`);
     }
 
     const target = checkFalTarget(method, req.headers[TARGET_URL_HEADER]);
@@ -173,16 +223,19 @@ export function createFalProxy(options: FalProxyOptions = {}): FalProxyHandler {
       if (wait > 0) return refuse(429, 'proxy_rate_limited', `Too many submits through the fal proxy; retry in ${retryAfter(wait)} s`, { 'retry-after': String(retryAfter(wait)) });
     }
 
+    // Only submits and upload initiations carry input; GET/PUT (status, result, cancel) never do, so a body there
+    // is refused from the headers alone instead of being read.
+    if (method !== 'POST' && hasBody(req)) return refuse(400, 'proxy_bad_body', `${method} requests to the fal proxy take no body`);
+    const tooLarge = `Request body is larger than the fal proxy's limit of ${maxBody} bytes`;
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > maxBody) return refuseTooLarge(req, res, entry, key, maxBody);
-    const body = await readBody(req, maxBody);
+    if (declared > maxBody) return refuse(413, 'proxy_body_too_large', tooLarge);
+    const body = method === 'POST' ? await readBody(req, maxBody) : Buffer.alloc(0);
     if (body === 'aborted') {
       entry.note = ' (client closed while sending)';
       return;
     }
-    if (body === 'too_large') return refuseTooLarge(req, res, entry, key, maxBody);
-    // Only submits and upload initiations carry input; a body on GET/PUT is dropped (cancel takes none).
-    const forwardBody = method === 'POST' && body.length > 0 ? body : null;
+    if (body === 'too_large') return refuse(413, 'proxy_body_too_large', tooLarge);
+    const forwardBody = body.length > 0 ? body : null;
     if (forwardBody && !isJson(forwardBody)) return refuse(400, 'proxy_bad_body', 'The request body must be JSON');
 
     await forward(req, res, entry, key, target.kind, target.host, (upstreamOrigin ?? target.url.origin) + target.pathAndQuery, forwardBody);
@@ -342,7 +395,15 @@ function clientId(req: IncomingMessage, hops: number): string {
   return req.socket?.remoteAddress ?? 'unknown';
 }
 
-function sendJson(res: ServerResponse, status: number, type: FalProxyErrorType, detail: string, key: string | undefined, headers: Record<string, string> = {}): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  type: FalProxyErrorType,
+  detail: string,
+  key: string | undefined,
+  headers: Record<string, string> = {},
+  { end = true }: { end?: boolean } = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -355,26 +416,60 @@ function sendJson(res: ServerResponse, status: number, type: FalProxyErrorType, 
     'cache-control': 'no-store',
     'content-length': String(Buffer.byteLength(body)),
   });
-  res.end(body);
+  if (end) res.end(body);
+  else res.write(body);
 }
 
-function refuseTooLarge(req: IncomingMessage, res: ServerResponse, entry: RequestLog, key: string | undefined, maxBody: number): void {
-  const detail = `Request body is larger than the fal proxy's limit of ${maxBody} bytes`;
-  entry.note = ` (${detail})`;
-  // Stop reading: answer, close the connection, and drop it if the client keeps sending.
-  sendJson(res, 413, 'proxy_body_too_large', detail, key, { connection: 'close' });
-  closeSoon(req, res);
+function hasBody(req: IncomingMessage): boolean {
+  if (req.readableEnded) return false;
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
-/** After the response, give the client LINGER_MS to stop sending (so it reads our answer), then drop it. */
-function closeSoon(req: IncomingMessage, res: ServerResponse): void {
-  res.once('finish', () => {
-    const socket = req.socket;
-    if (!socket || socket.destroyed) return;
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-    timer.unref();
-    socket.once('close', () => clearTimeout(timer));
-  });
+/**
+ * Answers a refusal. With a request body still unread, the answer goes out with `connection: close` but the
+ * response is only ended once the body has been read and thrown away: closing first makes the socket reset while
+ * the client still uploads, and then `fetch` (Node's and Chromium's) reports a network error instead of the status.
+ * The drain is bounded (maxDrain bytes, DRAIN_MS); past that the connection is dropped.
+ */
+function refuseAndDrain(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  type: FalProxyErrorType,
+  detail: string,
+  key: string | undefined,
+  headers: Record<string, string>,
+  maxDrain: number,
+): void {
+  if (!hasBody(req) || res.headersSent || res.destroyed) {
+    sendJson(res, status, type, detail, key, headers);
+    return;
+  }
+  sendJson(res, status, type, detail, key, { ...headers, connection: 'close' }, { end: false });
+  let drained = 0;
+  const drop = () => {
+    cleanup();
+    req.socket?.destroy();
+  };
+  const timer = setTimeout(drop, DRAIN_MS);
+  timer.unref();
+  const onData = (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > maxDrain) drop();
+  };
+  const onEnd = () => {
+    cleanup();
+    res.end();
+  };
+  const cleanup = () => {
+    clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', onEnd);
+  };
+  req.on('data', onData);
+  req.once('end', onEnd);
+  res.once('close', cleanup);
+  req.resume();
 }
 
 /** The request body, capped; 'aborted' when the client went away first. */

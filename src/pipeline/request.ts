@@ -24,7 +24,7 @@ export interface HostTensor {
 
 export type OutputFormat = 'jpeg' | 'png';
 
-/** Input of fal-ai/flux/schnell (docs: fal-protocol.md §4.2), as accepted for local generation. */
+/** Input of fal-ai/flux/schnell (docs/fal-protocol.md §4.2), as accepted for local generation. */
 export interface FluxSchnellInput {
   /** Required unless prompt_embeds and pooled_prompt_embeds are given. */
   prompt?: string;

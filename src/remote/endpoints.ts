@@ -1,5 +1,5 @@
 /**
- * fal's FLUX endpoints and their input schemas (../shared/docs/fal-protocol.md §4), validated before anything is
+ * fal's FLUX endpoints and their input schemas (docs/fal-protocol.md §4), validated before anything is
  * sent so a bad field fails here with its name and range, not as a queued request that fails at result time.
  * Ranges fal does not document are kept wide; fal's own 422 then names the field (fal-remote.ts).
  */
@@ -60,7 +60,7 @@ export const ENDPOINT_SCHEMAS: Readonly<Record<FluxEndpointId, EndpointSchema>> 
   'fal-ai/flux/dev/redux': { title: 'FLUX.1 [dev] Redux', prompt: 'absent', imageUrl: 'required', imageSize: true, steps: { min: 1, max: 50, default: 28 }, guidance: true, strength: false },
 };
 
-/** fal's toolkit accepts data: URIs up to 10 MiB (fal-protocol.md §4.2); larger images are uploaded. */
+/** fal's toolkit accepts data: URIs up to 10 MiB (docs/fal-protocol.md §4.2); larger images are uploaded. */
 export const MAX_DATA_URI_CHARS = 10 * 1024 * 1024;
 /** Largest custom side fal's toolkit accepts. */
 export const MAX_REMOTE_SIDE = 14142;

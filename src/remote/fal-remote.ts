@@ -37,7 +37,7 @@ export interface RemoteImage {
   content_type: string;
 }
 
-/** fal's output (fal-protocol.md §4.3), normalised: optional fields filled where they can be. */
+/** fal's output (docs/fal-protocol.md §4.3), normalised: optional fields filled where they can be. */
 export interface RemoteOutput {
   images: RemoteImage[];
   seed: number;

@@ -159,7 +159,7 @@ export class OrtFluxBackend implements FluxBackend {
     const out = await c.run(this.runner, { [slot.name]: this.idsTensor(slot, inputIds, [batch, inputIds.length / batch]) }, c.io.outputs.pooled!.name);
     let pooled = out;
     if (out.dims.length === 3) {
-      // The graph returns hidden states [B, 77, D]: take each row's first EOS on the device (docs §2.1).
+      // The graph returns hidden states [B, 77, D]: take each row's first EOS on the device (docs/flux-pipeline.md §2.1).
       const [B, N, D] = out.dims as [number, number, number];
       const flat = BigInt64Array.from(pooledIndex.map((p, b) => BigInt(b * N + p)));
       pooled = (

@@ -1,7 +1,7 @@
 /**
  * A synthetic FLUX.1 [schnell] transformer with real dimensions (hidden 3072, 24 heads × 128, MLP 12288,
  * joint_attention_dim 4096, pooled 768, in/out 64, RoPE axes [16, 56, 56]) and N double-stream + M single-stream
- * blocks, following shared/docs/flux-pipeline.md §3.3 (diffusers FluxTransformer2DModel layout and node names).
+ * blocks, following docs/flux-pipeline.md §3.3 (diffusers FluxTransformer2DModel layout and node names).
  * Random weights are written one tensor at a time, in chunks, to `model.onnx.data` beside the graph, so a
  * multi-GB model is generated in constant memory. The graph is a runnable ONNX (opset 17) with the schnell I/O:
  * hidden_states [B,S,64], encoder_hidden_states [B,L,4096], pooled_projections [B,768], timestep [B] (σ),

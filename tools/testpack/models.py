@@ -4,7 +4,7 @@ Structure and parameter names follow diffusers / transformers (FluxTransformer2D
 CLIPTextModel, T5EncoderModel, AutoencoderKL.decoder) so the graphs look like the real ones,
 but the widths are tiny and the weights are random (see `init_*`).  Everything is fp32 and
 written with plain ops (no scaled_dot_product_attention: torch 1.13) so it exports to ONNX
-opset 17.  Spec: shared/docs/flux-pipeline.md §2, §3.3, §6.
+opset 17.  Spec: docs/flux-pipeline.md §2, §3.3, §6.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ tiny PyTorch modules of models.py.  It never touches onnxruntime, so golden outp
 check the ONNX graphs *and* the project's TypeScript pipeline independently.
 
 Mirrors diffusers @ 58eb52c (pipeline_flux.py, scheduling_flow_match_euler_discrete.py,
-image_processor.py) as literally as possible; spec: shared/docs/flux-pipeline.md §4-§6.
+image_processor.py) as literally as possible; spec: docs/flux-pipeline.md §4-§6.
 """
 from __future__ import annotations
 
