@@ -3,7 +3,7 @@
  * (docs/model-pack.md): graphs without weights, external-data shards, manifest with sizes and sha256, tokenizers.
  * Streaming: one tensor in memory at a time. See src/convert/main.ts for the CLI.
  */
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -15,6 +15,7 @@ import { inferTypes, topoSort, type ComponentGraph } from './graph.js';
 import { readModel } from './model-reader.js';
 import { DT, DT_NAME, isFloatType, valueInfoElemType } from './onnx.js';
 import { partition } from './partition.js';
+import { checkGraphs, checkTokenizers, commitOutput, discardOutput, prepareOutput } from './preflight.js';
 import { buildComponentGraph, normalizeFloats, pruneInits, quantizeEmbeddings, quantizeMatMuls, type QuantizedEmbedding, type QuantizedMatMul, type QuantPolicy } from './passes.js';
 import { cosine, emptyStats, mergeStats, relError, type QuantParams, type ReconStats } from './quantize.js';
 import { verifyComponent, type VerifyResult } from './verify.js';
@@ -163,7 +164,23 @@ function fileSha(path: string): Promise<{ size: number; sha256: string }> {
   return readFile(path).then((b) => ({ size: b.length, sha256: createHash('sha256').update(b).digest('hex') }));
 }
 
+/**
+ * Convert into a temporary sibling of --out and rename it into place on success, so a failed run (bad input,
+ * full disk, Ctrl-C) never destroys the pack already there (see preflight.ts).
+ */
 export async function convertPack(options: ConvertOptions): Promise<ConvertResult> {
+  const output: { work?: string } = {};
+  try {
+    const result = await convertInto(options, output);
+    commitOutput(output.work!, resolve(options.out));
+    return result;
+  } catch (e) {
+    if (output.work) discardOutput(output.work);
+    throw e;
+  }
+}
+
+async function convertInto(options: ConvertOptions, output: { work?: string }): Promise<ConvertResult> {
   const t0 = performance.now();
   const log = options.log ?? (() => {});
   let peakRss = process.memoryUsage.rss();
@@ -184,9 +201,6 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
   const blk = options.blockSize ?? 32;
   if (![16, 32, 64, 128, 256].includes(blk)) throw new Error('--block-size must be 16, 32, 64, 128 or 256');
 
-  mkdirSync(out, { recursive: true });
-  for (const c of ['transformer', 'vae_decoder', 'clip', 't5', 'safety_checker', 'tokenizer', 'tokenizer_2', 'manifest.json']) rmSync(join(out, c), { recursive: true, force: true });
-
   const components: [ComponentName, string, QuantMode][] = [
     ['transformer', options.transformer, options.transformerQuant ?? options.quant],
     ['vae_decoder', options.vaeDecoder, options.vaeQuant ?? 'fp32'],
@@ -195,6 +209,11 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
   if (options.t5) components.push(['t5', options.t5, options.t5Quant ?? options.quant]);
   if (options.safetyChecker) components.push(['safety_checker', options.safetyChecker, options.safetyQuant ?? 'int8']);
 
+  // Every input is checked before the first component is converted; the pack is written to `work`.
+  const models = checkGraphs(components.map(([name, src]) => [name, src] as const));
+  if (options.tokenizers) checkTokenizers(options.tokenizers);
+  const work = (output.work = prepareOutput(out));
+
   const files: WrittenFile[] = [];
   const specs: Partial<Record<ComponentName, ComponentSpec>> = {};
   const reports: ComponentReport[] = [];
@@ -202,7 +221,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
 
   for (const [name, src, mode] of components) {
     log(`${name}: reading ${src}`);
-    const model = readModel(src);
+    const model = models.get(name) ?? readModel(src);
     sample();
     const g: ComponentGraph = buildComponentGraph(model);
     const origIo = new Map<string, number>();
@@ -239,7 +258,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
     const floatMatMuls = g.nodes.filter((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && g.inits.has(n.input?.[1] ?? '')).length;
     g.nodes = topoSort(g.nodes, new Set([...g.inputs.map((i) => i.name ?? ''), ...g.inits.keys()]));
 
-    const dir = join(out, name);
+    const dir = join(work, name);
     const maxSource = Math.max(0, ...[...g.inits.values()].map((i) => (i.job.source.source.kind === 'file' ? i.job.source.byteLength : 0)));
     const ctx = makeJobContext(maxSource, options.reconRows ?? 4);
     ctx.onJob = () => sample();
@@ -326,7 +345,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
         const vocab = name === 'clip' || name === 't5' ? largestGatherTable(model) : undefined;
         report.verify = await verifyComponent(
           model.path,
-          written.map((w) => join(out, w.graph.path)),
+          written.map((w) => join(work, w.graph.path)),
           { component: name, ...(vocab ? { vocab } : {}), ...(name === 'safety_checker' ? { pixelShape: pixelShape(safetyConfig!) } : {}) },
         );
       } catch (e) {
@@ -351,12 +370,12 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
           `${tj} is missing. ${key === 'clip' ? 'Make it from vocab.json/merges.txt with: python -c "from transformers import CLIPTokenizerFast; CLIPTokenizerFast.from_pretrained(\'' + srcDir + '\').save_pretrained(\'' + srcDir + '\')"' : 'The FLUX.1-schnell repo ships tokenizer_2/tokenizer.json.'}`,
         );
       }
-      mkdirSync(join(out, folder), { recursive: true });
+      mkdirSync(join(work, folder), { recursive: true });
       const spec: { tokenizer: string; config?: string } = { tokenizer: `${folder}/tokenizer.json` };
       for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
         const p = join(srcDir, f);
         if (!existsSync(p)) continue;
-        copyFileSync(p, join(out, folder, f));
+        copyFileSync(p, join(work, folder, f));
         files.push({ path: `${folder}/${f}`, ...(await fileSha(p)) });
         if (f === 'tokenizer_config.json') spec.config = `${folder}/${f}`;
       }
@@ -382,7 +401,7 @@ export async function convertPack(options: ConvertOptions): Promise<ConvertResul
     ...(Object.keys(tokenizers).length ? { tokenizers } : {}),
   };
   parseManifest(JSON.parse(JSON.stringify(manifest)));
-  writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  writeFileSync(join(work, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   clearInterval(timer);
   sample();
   const seconds = (performance.now() - t0) / 1000;

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseNumberFlag, type NumberRule } from '../cli/args.js';
 import { convertPack, formatResult, QUANT_MODES, type ConvertOptions, type QuantMode } from './index.js';
 
 const USAGE = `Usage: npm run pack -- --transformer <onnx> --vae-decoder <onnx> [--clip <onnx> --t5 <onnx> --tokenizers <dir>]
@@ -52,12 +53,8 @@ function mode(v: string | undefined, flag: string): QuantMode | undefined {
   return v as QuantMode;
 }
 
-function num(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || v.trim() === '') throw new Error(`${flag} must be a number`);
-  return n;
-}
+/** Numeric flags: plain decimals only ("0x20" or " 8" are refused), within range. */
+const num = (v: string | undefined, flag: string, rule: NumberRule = { min: 0 }) => parseNumberFlag(v, flag, rule);
 
 export async function main(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
@@ -138,10 +135,10 @@ export async function main(argv: string[]): Promise<number> {
     set('vaeQuant', mode(s('vae-quant'), '--vae-quant') ?? (values['vae-fp16'] ? 'fp16' : undefined));
     set('t5Wo', wo as ConvertOptions['t5Wo']);
     set('int8Layers', s('int8-layers'));
-    set('blockSize', num(s('block-size'), '--block-size'));
+    set('blockSize', num(s('block-size'), '--block-size', { integer: true, min: 16, max: 256 }));
     set('symmetric', values.symmetric ? true : values.asymmetric ? false : undefined);
     set('mseSearch', values['mse-search'] ? true : undefined);
-    set('embeddingMinElements', num(s('embeddings-min'), '--embeddings-min'));
+    set('embeddingMinElements', num(s('embeddings-min'), '--embeddings-min', { integer: true, min: 0 }));
     set('shardMb', num(s('shard-mb'), '--shard-mb'));
     set('maxStageMb', num(s('max-stage-mb'), '--max-stage-mb'));
     set('id', s('id'));
@@ -150,7 +147,7 @@ export async function main(argv: string[]): Promise<number> {
     set('license', s('license'));
     set('testPack', values['test-pack'] ? true : undefined);
     set('verifyMb', num(s('verify-mb'), '--verify-mb'));
-    set('reconRows', num(s('recon-rows'), '--recon-rows'));
+    set('reconRows', num(s('recon-rows'), '--recon-rows', { integer: true, min: 0 }));
     if (!values.quiet) opts.log = (line) => process.stderr.write(line + '\n');
     const result = await convertPack(opts);
     process.stdout.write(formatResult(result) + '\n');

@@ -18,11 +18,16 @@ export interface T5Tokenizer {
   readonly special: T5SpecialTokens;
 }
 
-function build(json: unknown, config: unknown, what: string): Tokenizer {
+/** `source` names the file the JSON came from, for the message. */
+function build(json: unknown, config: unknown, what: string, source: string | undefined): Tokenizer {
   try {
-    return new Tokenizer(json as object, (config ?? {}) as object);
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('tokenizer.json must hold a JSON object');
+    return new Tokenizer(json, (config ?? {}) as object);
   } catch (e) {
-    throw new FluxError('invalid_manifest', `Could not load the ${what} tokenizer: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new FluxError('invalid_manifest', `Could not load the ${what} tokenizer${source ? ` from ${source}` : ''}: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+      ...(source ? { details: { file: source } } : {}),
+    });
   }
 }
 
@@ -31,8 +36,8 @@ function idOf(tok: Tokenizer, token: unknown, fallback: number): number {
   return (name !== undefined ? tok.token_to_id(name) : undefined) ?? fallback;
 }
 
-export function loadClipTokenizer(json: unknown, config?: Record<string, unknown>): ClipTokenizer {
-  const tok = build(json, config, 'CLIP');
+export function loadClipTokenizer(json: unknown, config?: Record<string, unknown>, source?: string): ClipTokenizer {
+  const tok = build(json, config, 'CLIP', source);
   const bos = idOf(tok, config?.bos_token ?? '<|startoftext|>', CLIP_SPECIAL_TOKENS.bos);
   const eos = idOf(tok, config?.eos_token ?? '<|endoftext|>', CLIP_SPECIAL_TOKENS.eos);
   // FLUX's tokenizer pads with <|endoftext|> (special_tokens_map.json); respect a config that says otherwise.
@@ -43,8 +48,8 @@ export function loadClipTokenizer(json: unknown, config?: Record<string, unknown
   };
 }
 
-export function loadT5Tokenizer(json: unknown, config?: Record<string, unknown>): T5Tokenizer {
-  const tok = build(json, config, 'T5');
+export function loadT5Tokenizer(json: unknown, config?: Record<string, unknown>, source?: string): T5Tokenizer {
+  const tok = build(json, config, 'T5', source);
   const eos = idOf(tok, config?.eos_token ?? '</s>', T5_SPECIAL_TOKENS.eos);
   const pad = idOf(tok, config?.pad_token ?? '<pad>', T5_SPECIAL_TOKENS.pad);
   return {

@@ -71,10 +71,11 @@ describe('model reader', () => {
     };
     const path = join(tmp, 'mm.onnx');
     writeFileSync(path, onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish());
-    const r = await convertPack({ transformer: path, vaeDecoder: join(TEST_PACK_DIR, 'vae_decoder/model.onnx'), quant: 'int8', int8Layers: '', out: join(tmp, 'pack') });
-    const t = r.report.components[0]!;
+    // One input and one output: it passes the converter's input check as a VAE decoder (not as a transformer).
+    const r = await convertPack({ transformer: join(TEST_PACK_DIR, 'transformer/model.onnx'), vaeDecoder: path, quant: 'fp32', vaeQuant: 'int8', out: join(tmp, 'pack') });
+    const t = r.report.components[1]!;
     expect(t.quantized.map((q) => q.weight).sort()).toEqual(['w1_bf16', 'w2', 'w3']);
-    const out = readModel(join(tmp, 'pack/transformer/model.onnx'));
+    const out = readModel(join(tmp, 'pack/vae_decoder/model.onnx'));
     expect(out.graph.node!.map((n) => n.opType).sort()).toEqual(['Add', 'Add', 'MatMulNBits', 'MatMulNBits', 'MatMulNBits']);
     expect([...out.initializers.values()].every((i) => i.dataType !== DT.FLOAT || i.dims.length === 1)).toBe(true);
     const v = (t.verify as { outputs: { cosine: number }[] }).outputs[0]!;
