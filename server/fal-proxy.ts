@@ -113,6 +113,8 @@ const DROPPED_RESPONSE_HEADERS = new Set([
 /** Printable ASCII without spaces: what a fal key is, and what can safely go in a header. */
 const HEADER_TOKEN = /^[\x21-\x7e]+$/;
 const PRINTABLE_VALUE = /^[\x20-\x7e]*$/;
+/** A GET/PUT body up to this size (declared by content-length) is ignored; a larger or chunked one is refused unread. */
+const MAX_IGNORED_BODY_BYTES = 64;
 /** After a refusal, how long an unread body may take to arrive (and be discarded) before the connection is dropped. */
 const DRAIN_MS = 30_000;
 
@@ -225,9 +227,14 @@ export function createFalProxy(options: FalProxyOptions = {}): FalProxyHandler {
 
     // Only submits and upload initiations carry input; GET/PUT (status, result, cancel) never do, so a body there
     // is refused from the headers alone instead of being read.
-    if (method !== 'POST' && hasBody(req)) return refuse(400, 'proxy_bad_body', `${method} requests to the fal proxy take no body`);
-    const tooLarge = `Request body is larger than the fal proxy's limit of ${maxBody} bytes`;
     const declared = Number(req.headers['content-length'] ?? 0);
+    if (method !== 'POST' && hasBody(req)) {
+      if (req.headers['transfer-encoding'] !== undefined || declared > MAX_IGNORED_BODY_BYTES) {
+        return refuse(400, 'proxy_bad_body', `${method} requests to the fal proxy take no body (at most ${MAX_IGNORED_BODY_BYTES} bytes, with a content-length, are ignored)`);
+      }
+      req.resume(); // e.g. the "{}" some adapters send on cancel: discarded, never forwarded
+    }
+    const tooLarge = `Request body is larger than the fal proxy's limit of ${maxBody} bytes`;
     if (declared > maxBody) return refuse(413, 'proxy_body_too_large', tooLarge);
     const body = method === 'POST' ? await readBody(req, maxBody) : Buffer.alloc(0);
     if (body === 'aborted') {

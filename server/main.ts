@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { createAppServer } from './app.js';
-import { parseServerConfig, USAGE } from './config.js';
+import { loadAuthCheck, parseServerConfig, USAGE } from './config.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -14,7 +14,8 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const server = await createAppServer({ proxy: config.proxy, ...(config.staticDir !== undefined ? { staticDir: config.staticDir } : {}) });
+  const proxy = config.authModule !== undefined ? { ...config.proxy, isAuthenticated: await loadAuthCheck(config.authModule) } : config.proxy;
+  const server = await createAppServer({ proxy, ...(config.staticDir !== undefined ? { staticDir: config.staticDir } : {}) });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

@@ -163,7 +163,8 @@ describe('forwarding allowed calls', () => {
         'x-fal-client-proxy': 'spoofed',
         'x-fal-test-host': 'evil.example',
         'x-forwarded-for': '203.0.113.9',
-        origin: 'https://evil.example',
+        // What a browser sends on the page's own POST; the proxy compares it with Host and drops it.
+        origin: new URL(proxy.url).origin,
       },
     });
     expect(r.status).toBe(200);
@@ -730,7 +731,7 @@ describe('robustness', () => {
 
   it('warns once that the upstream override is active', async () => {
     const lines: string[] = [];
-    const h = createFalProxy({ upstreamOrigin: fake.origin, log: (l) => lines.push(l), key: () => KEY });
+    const h = createFalProxy({ upstreamOrigin: fake.origin, log: (l) => lines.push(l), key: () => KEY, isAuthenticated: () => true });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/WARNING: upstream override active.*For tests only/);
     expect(typeof h).toBe('function');
