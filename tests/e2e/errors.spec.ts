@@ -2,7 +2,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, test, type Page } from '@playwright/test';
+import type { Page } from '@playwright/test';
+import { expect, test } from './shared-app.js';
 import { MODELS_DIR, TEST_PACK_DIR } from '../support/fixtures.js';
 import { installTestPack, openApp } from './helpers.js';
 
@@ -22,9 +23,7 @@ async function expectGenerateError(page: Page, input: unknown, code: string, mes
   return err!;
 }
 
-test('invalid requests name the field and the allowed range', async ({ page }) => {
-  await openApp(page);
-  await installTestPack(page);
+test('invalid requests name the field and the allowed range', async ({ loadedApp: page }) => {
   await expectGenerateError(page, { prompt: 'x', num_inference_steps: 0 }, 'invalid_input', /num_inference_steps: must be an integer between 1 and 4, got 0/);
   await expectGenerateError(page, { prompt: 'x', num_inference_steps: 13 }, 'invalid_input', /between 1 and 4, got 13/);
   await expectGenerateError(page, { prompt: 'x', num_images: 5 }, 'invalid_input', /num_images: must be an integer between 1 and 4, got 5/);

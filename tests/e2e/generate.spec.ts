@@ -2,7 +2,7 @@
  * The core flow in real Chromium with WebGPU: install the test pack into IndexedDB, generate, get an image;
  * determinism by seed; cancel; one read-back per generation.
  */
-import { expect, test } from '@playwright/test';
+import { expect, test } from './shared-app.js';
 import { decodePng } from '../support/fixtures.js';
 import { generate, installTestPack, openApp } from './helpers.js';
 
@@ -26,9 +26,7 @@ test('install the test pack, generate from the UI, get an image', async ({ page 
   await expect(page.locator('figcaption').first()).toContainText('seed 42');
 });
 
-test('same seed gives identical bytes, a different seed a different image; one GPU read-back each', async ({ page }) => {
-  await openApp(page);
-  await installTestPack(page);
+test('same seed gives identical bytes, a different seed a different image; one GPU read-back each', async ({ loadedApp: page }) => {
   const input = { prompt: 'a red fox in the snow', seed: 1234, image_size: { width: 32, height: 32 }, num_inference_steps: 3, output_format: 'png' as const };
   const before = (await page.evaluate(() => window.flux.stats()))?.gpuMapReads ?? 0;
   const a = await generate(page, input);
@@ -46,9 +44,7 @@ test('same seed gives identical bytes, a different seed a different image; one G
   expect(pa.rgb).not.toEqual(pc.rgb);
 });
 
-test('a batch of 2 gives 2 images; image i equals a single run with seed + i; random seed is reported', async ({ page }) => {
-  await openApp(page);
-  await installTestPack(page);
+test('a batch of 2 gives 2 images; image i equals a single run with seed + i; random seed is reported', async ({ loadedApp: page }) => {
   const base = { prompt: 'boats', image_size: { width: 32, height: 32 }, num_inference_steps: 1, output_format: 'png' as const };
   const batch = await generate(page, { ...base, seed: 500, num_images: 2 });
   expect(batch.images).toHaveLength(2);
@@ -60,9 +56,7 @@ test('a batch of 2 gives 2 images; image i equals a single run with seed + i; ra
   expect(again.images[0]!.sha256).toBe(random.images[0]!.sha256);
 });
 
-test('sync_mode returns data: URIs; default returns object URLs; JPEG output', async ({ page }) => {
-  await openApp(page);
-  await installTestPack(page);
+test('sync_mode returns data: URIs; default returns object URLs; JPEG output', async ({ loadedApp: page }) => {
   const urls = await page.evaluate(async () => {
     const common = { prompt: 'x', seed: 1, image_size: { width: 16, height: 16 }, num_inference_steps: 1 };
     const sync = await window.flux.generate({ ...common, sync_mode: true });

@@ -5,14 +5,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, test } from '@playwright/test';
+import { expect, test } from './shared-app.js';
 import { main } from '../../src/cli/main.js';
 import { decodePng, maxAbsDiff, readNpyAny, referenceCases, TEST_PACK_DIR } from '../support/fixtures.js';
 import { generate, installTestPack, openApp } from './helpers.js';
 
-test('browser and CLI agree within 2/255 for the same prompt, seed and size', async ({ page }) => {
-  await openApp(page);
-  await installTestPack(page);
+test('browser and CLI agree within 2/255 for the same prompt, seed and size', async ({ loadedApp: page }) => {
   const prompt = 'a watercolor map of an island, 1024 px, "quoted" & punctuated!';
   const browser = await generate(page, { prompt, seed: 31337, image_size: { width: 48, height: 32 }, num_inference_steps: 4, num_images: 2, output_format: 'png' });
 
@@ -29,9 +27,7 @@ test('browser and CLI agree within 2/255 for the same prompt, seed and size', as
   }
 });
 
-test('the browser pipeline reproduces the PyTorch FluxPipeline reference from the same latents and embeddings', async ({ page }) => {
-  await openApp(page);
-  await installTestPack(page);
+test('the browser pipeline reproduces the PyTorch FluxPipeline reference from the same latents and embeddings', async ({ loadedApp: page }) => {
   for (const c of referenceCases().filter((x) => ['steps3_32x48_b2', 'steps4_48x32_b1_L77'].includes(x.name))) {
     const arr = (f: string) => {
       const a = readNpyAny(join(c.dir, f));
