@@ -86,6 +86,8 @@ function filesByteSource(matched: MatchedPack): ByteSource {
   const src: ByteSource = {
     kind: 'files',
     sourceUrl: null,
+    // The chosen folder's name: installing a pack of the same id from another folder asks first.
+    ...(matched.prefix ? { sourceFolder: matched.prefix.replace(/\/$/, '') } : {}),
     requests: 0,
     describe: (f) => `local file "${matched.prefix}${f.path}"`,
     async open(f, from) {

@@ -21,7 +21,7 @@ import { get, promisifyRequest, set, type UseStore } from 'idb-keyval';
 import { FluxError } from '../errors.js';
 import { findFile, packSizeBytes, type PackFile, type PackManifest } from '../pack/manifest.js';
 import { IdbConnection } from './idb-connection.js';
-import { stopInstall } from './install-registry.js';
+import { withPackLock, withPackStopped } from './pack-locks.js';
 import type { PackSource } from './pack-source.js';
 import { chunkSha256, Sha256Hasher, type FileCheck } from './sha256.js';
 
@@ -42,12 +42,14 @@ export interface PackRecord {
   state: PackState;
   /** Folder URL it was (is being) downloaded from; null when installed from local files. */
   sourceUrl: string | null;
+  /** Name of the local folder it was installed from (source 'files'), when the files had one. */
+  sourceFolder?: string;
   /** Where the bytes came from. Absent in records of the first version (always 'http'). */
   source?: PackSourceKind;
   /** ms since epoch of the last completed install; null if never completed. */
   installedAt: number | null;
   /** A different manifest being installed over a complete pack; replaces `manifest` once all its files verify. */
-  pending?: { manifest: PackManifest; sourceUrl: string | null; source?: PackSourceKind; startedAt: number };
+  pending?: { manifest: PackManifest; sourceUrl: string | null; source?: PackSourceKind; sourceFolder?: string; startedAt: number };
 }
 
 export type PackSourceKind = 'http' | 'files';
@@ -136,11 +138,23 @@ export class PackStore {
     return (mode, callback) => this.db().then((db) => callback(db.transaction(name, mode).objectStore(name)));
   }
 
-  /** Run `fn` in one transaction over several stores; resolves when it commits. */
-  private async tx(names: StoreName[], fn: (stores: Record<StoreName, IDBObjectStore>) => void): Promise<void> {
+  /**
+   * Run `fn` in one transaction over several stores; resolves when it commits. `fail(e)` (from a request
+   * callback, after reading) aborts the transaction, so none of its writes happen, and rejects with `e`.
+   */
+  private async tx(names: StoreName[], fn: (stores: Record<StoreName, IDBObjectStore>, fail: (e: Error) => void) => void): Promise<void> {
     const t = (await this.db()).transaction(names, 'readwrite');
-    fn(Object.fromEntries(names.map((n) => [n, t.objectStore(n)])) as Record<StoreName, IDBObjectStore>);
-    await promisifyRequest(t);
+    let failure: Error | undefined;
+    const fail = (e: Error): void => {
+      failure ??= e;
+      t.abort();
+    };
+    fn(Object.fromEntries(names.map((n) => [n, t.objectStore(n)])) as Record<StoreName, IDBObjectStore>, fail);
+    try {
+      await promisifyRequest(t);
+    } catch (e) {
+      throw failure ?? e;
+    }
   }
 
   getPack(id: string): Promise<PackRecord | undefined> {
@@ -188,16 +202,22 @@ export class PackStore {
 
   /**
    * Store chunk `rec.chunkCount` and advance the record (with the chunk's sha256, when given), atomically.
-   * Returns the updated record.
+   * Returns the updated record. The pack record is read in the same transaction: when it is gone (the pack
+   * was deleted by a writer that did not stop this install, e.g. an older version of the app in another tab),
+   * nothing is written and this rejects with 'cancelled', so a deleted pack is never recreated chunk by chunk.
    */
   async appendChunk(rec: FileRecord, bytes: Uint8Array<ArrayBuffer>, sha256?: string): Promise<FileRecord> {
     const next: FileRecord = { ...rec, chunkCount: rec.chunkCount + 1, bytesDone: rec.bytesDone + bytes.byteLength };
     if (sha256 !== undefined && rec.chunkSha256?.length === rec.chunkCount) next.chunkSha256 = [...rec.chunkSha256, sha256];
     else delete next.chunkSha256; // hashes must cover every stored chunk or none
     const value = this.chunkValue(bytes);
-    await this.tx(['files', 'chunks'], (s) => {
-      s.chunks.put(value, chunkKey(rec, rec.chunkCount));
-      s.files.put(next, fileKey(rec.packId, rec.path, rec.sha256));
+    await this.tx(['packs', 'files', 'chunks'], (s, fail) => {
+      const pack = s.packs.getKey(rec.packId);
+      pack.onsuccess = () => {
+        if (pack.result === undefined) return fail(packDeleted(rec.packId));
+        s.chunks.put(value, chunkKey(rec, rec.chunkCount));
+        s.files.put(next, fileKey(rec.packId, rec.path, rec.sha256));
+      };
     });
     return next;
   }
@@ -252,13 +272,36 @@ export class PackStore {
     });
   }
 
-  /** Make `rec` the pack's record, then drop stored file versions its manifest no longer lists. */
+  /**
+   * Make `rec` the pack's record and drop the stored file versions its manifest no longer lists, in one
+   * transaction that first re-reads the pack and file records: if the pack record is gone (deleted meanwhile)
+   * or any file the manifest lists is not 'complete' in storage, nothing is written and this rejects, so a
+   * pack is only ever marked complete with every file present.
+   */
   async commitPack(rec: PackRecord): Promise<void> {
-    await this.putPack(rec);
     const keep = new Set(rec.manifest.files.map((f) => `${f.path}\n${f.sha256}`));
-    for (const f of await this.fileRecords(rec.id)) {
-      if (!keep.has(`${f.path}\n${f.sha256}`)) await this.deleteFileData(f);
-    }
+    await this.tx(['packs', 'files', 'chunks'], (s, fail) => {
+      const pack = s.packs.getKey(rec.id);
+      const files = s.files.getAll(packKeys(rec.id)) as IDBRequest<FileRecord[]>;
+      files.onsuccess = () => {
+        if (pack.result === undefined) return fail(packDeleted(rec.id));
+        const complete = new Set(files.result.filter((f) => f.state === 'complete').map((f) => `${f.path}\n${f.sha256}`));
+        const lost = rec.manifest.files.filter((f) => !complete.has(`${f.path}\n${f.sha256}`)).map((f) => f.path);
+        if (lost.length) {
+          return fail(
+            new FluxError('pack_install_failed', `Pack "${rec.id}": ${lost.join(', ')} ${lost.length === 1 ? 'is' : 'are'} no longer complete in storage (changed while installing); install the pack again.`, {
+              details: { packId: rec.id, files: lost },
+            }),
+          );
+        }
+        s.packs.put(rec, rec.id);
+        for (const f of files.result) {
+          if (keep.has(`${f.path}\n${f.sha256}`)) continue;
+          s.chunks.delete(fileChunks(f));
+          s.files.delete(fileKey(f.packId, f.path, f.sha256));
+        }
+      };
+    });
   }
 
   /** Close the connection (tests); the store reopens on next use. */
@@ -317,11 +360,18 @@ export async function listPacks(options: StoreOption = {}): Promise<PackInfo[]> 
   );
 }
 
-/** Delete a pack (complete, partial or corrupt) and everything stored for it; stops its install first, if one runs here. */
+/**
+ * Delete a pack (complete, partial or corrupt) and everything stored for it. An install or verify of the pack
+ * running in any tab is stopped first (it rejects with 'cancelled'), and the delete runs holding the pack's
+ * lock, so nothing writes the pack while or after it is deleted.
+ */
 export async function deletePack(packId: string, options: StoreOption = {}): Promise<void> {
   const store = options.store ?? defaultPackStore();
-  await stopInstall(store.dbName, packId);
-  await store.deletePackData(packId);
+  await withPackStopped(store.dbName, packId, () => store.deletePackData(packId));
+}
+
+function packDeleted(packId: string): FluxError {
+  return new FluxError('cancelled', `Pack "${packId}" was deleted while it was being installed.`, { details: { packId } });
 }
 
 function corruptError(packId: string, path: string, what: string, details: Record<string, unknown>): FluxError {
@@ -379,6 +429,11 @@ export async function verifyInstalledPack(
   options: StoreOption & { onProgress?: (e: VerifyProgress) => void; signal?: AbortSignal } = {},
 ): Promise<FileCheck[]> {
   const store = options.store ?? defaultPackStore();
+  // Under the pack's lock: an install in another tab would otherwise race its record writes ('busy' instead).
+  return withPackLock(store.dbName, packId, options.signal, (signal) => verifyLocked(packId, store, { ...options, signal }));
+}
+
+async function verifyLocked(packId: string, store: PackStore, options: { onProgress?: (e: VerifyProgress) => void; signal: AbortSignal }): Promise<FileCheck[]> {
   const rec = await store.getPack(packId);
   if (!rec) throw new FluxError('pack_not_installed', `Pack "${packId}" is not installed.`, { details: { packId } });
   const { manifest } = rec;
@@ -400,7 +455,7 @@ export async function verifyInstalledPack(
     const badChunks: number[] = [];
     let size = 0;
     for (let i = 0; i < fr.chunkCount; i++) {
-      if (options.signal?.aborted) throw new FluxError('cancelled', 'Pack verification was cancelled.');
+      if (options.signal.aborted) throw new FluxError('cancelled', 'Pack verification was cancelled.');
       const bytes = (await store.readChunk(fr, i)) ?? new Uint8Array(0); // a lost chunk shows up as a size mismatch
       const digest = chunkSha256(bytes);
       hasher.update(bytes);

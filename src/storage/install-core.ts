@@ -19,7 +19,7 @@ import { FluxError, toFluxError } from '../errors.js';
 import { packSizeBytes, type PackFile, type PackManifest } from '../pack/manifest.js';
 import { installCancelled } from './http-pack-source.js';
 import { defaultPackStore, type FileRecord, type FileValidator, type PackRecord, type PackSourceKind, type PackStore } from './indexeddb-pack-store.js';
-import { acquireInstall } from './install-registry.js';
+import { withPackLock } from './pack-locks.js';
 import { chunkSha256, Sha256Hasher } from './sha256.js';
 import { checkQuota, defaultStorage, formatSize, requestPersistence, type StorageLike } from './storage-status.js';
 
@@ -109,6 +109,12 @@ export interface BaseInstallOptions {
   progressIntervalMs?: number;
   /** StorageManager for the quota check and persistence. @defaultValue navigator.storage; null: skip both */
   storage?: StorageLike | null;
+  /**
+   * Replace a stored pack of the same id that came from another source (URL or folder). Without it such an
+   * install is refused ('pack_install_failed', `details.reason: 'other_source'`) before anything is written;
+   * the UI passes it after asking the user.
+   */
+  replace?: boolean;
 }
 
 /** A file's bytes, streamed from `start`. */
@@ -126,6 +132,8 @@ export interface OpenedFile {
 export interface ByteSource {
   kind: PackSourceKind;
   sourceUrl: string | null;
+  /** Local installs: the name of the chosen folder, when the files came with one. */
+  sourceFolder?: string;
   /** Requests made (or local reads started) so far. */
   requests: number;
   /** URL or local path, for messages. */
@@ -170,19 +178,58 @@ function isQuotaError(e: unknown): boolean {
   return e instanceof Error && e.name === 'QuotaExceededError';
 }
 
-/** Install `manifest`'s files from `source` into the store (see the module comment). */
+/** Where a stored pack (or its pending update) came from, in words; null when nothing is stored. */
+interface SourceId {
+  kind: PackSourceKind;
+  url: string | null;
+  folder: string | undefined;
+}
+
+function storedSource(rec: PackRecord): SourceId {
+  const p = rec.pending;
+  return p ? { kind: p.source ?? 'http', url: p.sourceUrl, folder: p.sourceFolder } : { kind: rec.source ?? 'http', url: rec.sourceUrl, folder: rec.sourceFolder };
+}
+
+export function describeSource(s: SourceId): string {
+  if (s.kind === 'http') return s.url ?? 'an unknown URL';
+  return s.folder ? `the local folder "${s.folder}"` : 'a local folder';
+}
+
+/** Same URL (trailing slashes aside), or both local folders whose names, where known, agree. */
+function sameSource(a: SourceId, b: SourceId): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === 'http') return (a.url ?? '').replace(/\/+$/, '') === (b.url ?? '').replace(/\/+$/, '');
+  return a.folder === undefined || b.folder === undefined || a.folder === b.folder;
+}
+
+/**
+ * Install `manifest`'s files from `source` into the store (see the module comment). Runs holding the pack's
+ * lock (pack-locks.ts): a second install, verify or delete of the pack in any tab waits or is refused.
+ */
 export async function runInstall(manifest: PackManifest, source: ByteSource, options: BaseInstallOptions): Promise<InstallResult> {
   const store = options.store ?? defaultPackStore();
   if (options.signal?.aborted) throw installCancelled();
-  const lock = acquireInstall(store.dbName, manifest.id, options.signal);
-  const run = new InstallRun(manifest, source, store, options, lock.signal);
-  try {
-    return await run.run();
-  } catch (e) {
-    throw await run.mapError(e);
-  } finally {
-    lock.release();
-  }
+  return withPackLock(store.dbName, manifest.id, options.signal, async (signal) => {
+    // Read under the lock: what another tab stored before this install got the lock counts.
+    const existing = await store.getPack(manifest.id);
+    const requested: SourceId = { kind: source.kind, url: source.sourceUrl, folder: source.sourceFolder };
+    if (existing && !options.replace && !sameSource(storedSource(existing), requested)) {
+      const installed = describeSource(storedSource(existing));
+      const wanted = describeSource(requested);
+      throw new FluxError(
+        'pack_install_failed',
+        `Pack "${manifest.id}" is already stored from ${installed}; this install is from ${wanted}. ` +
+          'Installing it would replace the stored pack (its files are deleted once the new ones verify). Delete the pack first, or confirm the replacement.',
+        { details: { packId: manifest.id, reason: 'other_source', installedSource: installed, requestedSource: wanted } },
+      );
+    }
+    const run = new InstallRun(manifest, source, store, options, signal);
+    try {
+      return await run.run(existing);
+    } catch (e) {
+      throw await run.mapError(e);
+    }
+  });
 }
 
 class InstallRun {
@@ -223,7 +270,7 @@ class InstallRun {
     return this.reported;
   }
 
-  async run(): Promise<InstallResult> {
+  async run(existing: PackRecord | undefined): Promise<InstallResult> {
     const { store, manifest, packId } = this;
     const storage = this.options.storage === null ? undefined : (this.options.storage ?? defaultStorage());
     const persisted = await requestPersistence(storage);
@@ -240,15 +287,15 @@ class InstallRun {
     this.checkAbort();
     this.reported = this.done;
 
-    const existing = await store.getPack(packId);
     const startedAt = Date.now();
     const { kind, sourceUrl } = this.source;
+    const folder = this.source.sourceFolder !== undefined ? { sourceFolder: this.source.sourceFolder } : {};
     if (existing?.state === 'complete') {
       // Keep serving the complete pack until the new manifest's files all verify (they sit beside it,
       // keyed by sha256); only then does commitPack switch over and drop what is no longer listed.
-      if (JSON.stringify(existing.manifest) !== JSON.stringify(manifest)) await store.putPack({ ...existing, pending: { manifest, sourceUrl, source: kind, startedAt } });
+      if (JSON.stringify(existing.manifest) !== JSON.stringify(manifest)) await store.putPack({ ...existing, pending: { manifest, sourceUrl, source: kind, ...folder, startedAt } });
     } else {
-      await store.putPack({ id: packId, manifest, state: 'installing', sourceUrl, source: kind, installedAt: existing?.installedAt ?? null });
+      await store.putPack({ id: packId, manifest, state: 'installing', sourceUrl, source: kind, ...folder, installedAt: existing?.installedAt ?? null });
     }
 
     const corrupt: FluxError[] = [];
@@ -270,7 +317,7 @@ class InstallRun {
       });
     }
 
-    const committed: PackRecord = { id: packId, manifest, state: 'complete', sourceUrl, source: kind, installedAt: Date.now() };
+    const committed: PackRecord = { id: packId, manifest, state: 'complete', sourceUrl, source: kind, ...folder, installedAt: Date.now() };
     await store.commitPack(committed);
     this.stats.requests = this.source.requests;
     this.options.onProgress?.({ status: 'done', packId, totalBytes: this.totalBytes });
