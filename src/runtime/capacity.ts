@@ -11,7 +11,9 @@
  * (never more) inside an out-of-memory error scope, then free them. Drivers may commit memory lazily, so this is a
  * lower bound on failure, not a guarantee; out-of-memory at run time is still handled (docs/runtime.md).
  */
+import { FluxError } from '../errors.js';
 import { componentGraphs, type ComponentName, type PackManifest } from '../pack/manifest.js';
+import { activationsFor, type ActivationArchs, type ComponentActivations } from './activation-memory.js';
 
 export type ResidencyPlan = 'all-resident' | 'encoders-transient' | 'all-transient';
 
@@ -204,4 +206,143 @@ export async function measureAllocatable(device: GPUDevice, targetBytes: number,
     for (const b of buffers) b.destroy();
   }
   return allocated;
+}
+
+// ---- activations: does this request's batch and image size fit? ---------------------------------------------
+
+/** What a request's activations are checked against: the adapter's buffer limits and the memory budget. */
+export interface ActivationOffer {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  /** Bytes weights and activations may use together (the probe's budget); null: not checked. */
+  budgetBytes: number | null;
+}
+
+export interface ActivationRequest {
+  batch: number;
+  width: number;
+  height: number;
+}
+
+export interface ActivationCheck extends ComponentActivations {
+  /** Weight bytes on the GPU while this component runs, under the plan. */
+  weightsBytes: number;
+  /** Which limit it breaks, if any. */
+  over: 'buffer' | 'memory' | null;
+}
+
+export interface ActivationDecision {
+  fits: boolean;
+  /** The request field to blame: image_size, or num_images when one image fits but the batch does not. */
+  field: 'image_size' | 'num_images' | null;
+  /** One sentence naming the field and the numbers (empty when it fits). */
+  reason: string;
+  checks: ActivationCheck[];
+  /** The largest size with the requested aspect ratio (multiples of 16) that fits at this batch, if any. */
+  largestFit: { width: number; height: number } | null;
+  /** With num_images over: the most images that fit at this size. */
+  maxBatch: number | null;
+}
+
+/** Model dimensions that turn a request into activation shapes (from the pack's config). */
+export interface ActivationModel {
+  archs: ActivationArchs;
+  t5Length: number;
+  clipLength: number;
+  vaeScaleFactor: number;
+  bytesPerValue?: number;
+}
+
+/** Decimal GB/MB, as the issue's figures are given. */
+export function formatBytes(b: number): string {
+  if (b >= 1e9) return `${(b / 1e9).toFixed(2)} GB`;
+  if (b >= 1e6) return `${(b / 1e6).toFixed(1)} MB`;
+  return `${Math.ceil(b / 1e3)} kB`;
+}
+
+/** Adapter limits are powers of two: GiB/MiB when exact, else decimal. */
+export function formatLimit(b: number): string {
+  if (b >= 2 ** 30 && b % 2 ** 30 === 0) return `${b / 2 ** 30} GiB`;
+  if (b >= 2 ** 20 && b % 2 ** 20 === 0) return `${b / 2 ** 20} MiB`;
+  return formatBytes(b);
+}
+
+/** Weight bytes on the GPU while each component runs, under a plan (the same accounting as planBytes). */
+export function weightsDuring(plan: ResidencyPlan, needs: PackNeeds): Record<ComponentName, number> {
+  const b = (n: ComponentName) => needs.componentBytes[n] ?? 0;
+  const all = b('clip') + b('t5') + b('transformer') + b('vae_decoder') + b('safety_checker');
+  const decode = b('transformer') + b('vae_decoder') + b('safety_checker');
+  const encode = b('transformer') + b('clip') + b('t5');
+  const names: ComponentName[] = ['clip', 't5', 'transformer', 'vae_decoder', 'safety_checker'];
+  const out = {} as Record<ComponentName, number>;
+  for (const n of names) {
+    out[n] = plan === 'all-resident' ? all : plan === 'all-transient' ? b(n) : n === 'clip' || n === 't5' ? encode : decode;
+  }
+  return out;
+}
+
+function checkShape(model: ActivationModel, r: ActivationRequest, offer: ActivationOffer, weights: Record<ComponentName, number>): ActivationCheck[] {
+  const bufferLimit = Math.min(offer.maxBufferSize, offer.maxStorageBufferBindingSize);
+  const acts = activationsFor(model.archs, {
+    batch: r.batch,
+    width: r.width,
+    height: r.height,
+    t5Length: model.t5Length,
+    clipLength: model.clipLength,
+    vaeScaleFactor: model.vaeScaleFactor,
+    ...(model.bytesPerValue ? { bytesPerValue: model.bytesPerValue } : {}),
+  });
+  return acts.map((a) => {
+    const weightsBytes = weights[a.component] ?? 0;
+    const over = a.peakBufferBytes > bufferLimit ? 'buffer' : offer.budgetBytes !== null && weightsBytes + a.totalBytes > offer.budgetBytes ? 'memory' : null;
+    return { ...a, weightsBytes, over };
+  });
+}
+
+/** The GPU memory a request needs at its worst component (weights during it + its activations). */
+export function activationMemoryNeed(model: ActivationModel, r: ActivationRequest, weights: Record<ComponentName, number>): number {
+  const checks = checkShape(model, r, { maxBufferSize: Infinity, maxStorageBufferBindingSize: Infinity, budgetBytes: null }, weights);
+  return Math.max(...checks.map((c) => c.weightsBytes + c.totalBytes));
+}
+
+/**
+ * Check a request against the adapter before anything runs. On failure the reason names the field and the
+ * numbers, e.g. "image_size: 1024×1024 needs a 1.82 GB buffer (transformer attention scores [1, 24, 4352, 4352]);
+ * this GPU allows 1 GiB per buffer (maxBufferSize); the largest size that fits is 768×768."
+ */
+export function decideActivations(model: ActivationModel, r: ActivationRequest, offer: ActivationOffer, weights: Record<ComponentName, number>): ActivationDecision {
+  const checks = checkShape(model, r, offer, weights);
+  const failed = checks.find((c) => c.over === 'buffer') ?? checks.find((c) => c.over === 'memory');
+  if (!failed) return { fits: true, field: null, reason: '', checks, largestFit: null, maxBatch: null };
+  const fits = (q: ActivationRequest) => checkShape(model, q, offer, weights).every((c) => c.over === null);
+  const step = 2 * model.vaeScaleFactor;
+  let maxBatch: number | null = null;
+  if (r.batch > 1) for (let b = r.batch - 1; b >= 1 && maxBatch === null; b--) if (fits({ ...r, batch: b })) maxBatch = b;
+  let largestFit: ActivationDecision['largestFit'] = null;
+  const long = Math.max(r.width, r.height);
+  for (let L = Math.floor(long / step) * step - (long % step === 0 ? step : 0); L >= step && !largestFit; L -= step) {
+    const other = Math.max(step, Math.round((L * Math.min(r.width, r.height)) / long / step) * step);
+    const size = r.width >= r.height ? { width: L, height: other } : { width: other, height: L };
+    if (fits({ ...r, ...size })) largestFit = size;
+  }
+  const field = maxBatch !== null ? 'num_images' : 'image_size';
+  const what = field === 'num_images' ? `num_images: ${r.batch} images at ${r.width}×${r.height}` : `image_size: ${r.width}×${r.height}${r.batch > 1 ? ` (${r.batch} images)` : ''}`;
+  const bufferLimit = Math.min(offer.maxBufferSize, offer.maxStorageBufferBindingSize);
+  const limitName = offer.maxStorageBufferBindingSize < offer.maxBufferSize ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
+  const need =
+    failed.over === 'buffer'
+      ? `needs a ${formatBytes(failed.peakBufferBytes)} buffer (${failed.peakTensor}); this GPU allows ${formatLimit(bufferLimit)} per buffer (${limitName})`
+      : `needs ${formatBytes(failed.weightsBytes + failed.totalBytes)} of GPU memory while the ${failed.component} runs (${formatBytes(failed.weightsBytes)} weights + ${formatBytes(failed.totalBytes)} activations); ${formatBytes(offer.budgetBytes!)} could be allocated`;
+  const fix =
+    field === 'num_images'
+      ? `; at most ${maxBatch} image${maxBatch === 1 ? '' : 's'} of this size fit`
+      : largestFit
+        ? `; the largest size that fits is ${largestFit.width}×${largestFit.height}`
+        : '; no size fits on this GPU';
+  return { fits: false, field, reason: `${what} ${need}${fix}.`, checks, largestFit, maxBatch };
+}
+
+/** The refusal for a decision that does not fit: insufficient_capacity on the field it names. */
+export function activationError(d: ActivationDecision): FluxError {
+  return new FluxError('insufficient_capacity', d.reason, { field: d.field ?? 'image_size', details: { activations: d } });
 }
