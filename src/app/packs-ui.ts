@@ -154,7 +154,7 @@ function showInstallProgress(e: InstallProgress, verb: string): void {
 }
 
 /** Run one install (URL or folder) with progress and cancel, then load the pack. */
-async function runInstall(verb: string, start: (onProgress: (e: InstallProgress) => void) => Promise<InstalledPackInfo>): Promise<void> {
+async function runInstall(verb: string, start: (onProgress: (e: InstallProgress) => void, replace: boolean) => Promise<InstalledPackInfo>): Promise<void> {
   if (installing) return;
   installing = true;
   clearError();
@@ -164,7 +164,15 @@ async function runInstall(verb: string, start: (onProgress: (e: InstallProgress)
   try {
     await refreshPacks(); // disables the other install buttons
     setProgress(0, 'Starting…');
-    const info = await start((e) => showInstallProgress(e, verb));
+    const onProgress = (e: InstallProgress): void => showInstallProgress(e, verb);
+    let info: InstalledPackInfo;
+    try {
+      info = await start(onProgress, false);
+    } catch (e) {
+      // A pack with this id is stored from another URL or folder: replace it only if the user says so.
+      if (!(isFluxError(e) && e.details?.reason === 'other_source' && confirm(`${e.message}\n\nReplace the stored pack?`))) throw e;
+      info = await start(onProgress, true);
+    }
     id = info.id;
     setProgress(null, '');
   } catch (e) {
@@ -180,11 +188,11 @@ async function runInstall(verb: string, start: (onProgress: (e: InstallProgress)
 }
 
 function installFromUrl(url: string): Promise<void> {
-  return runInstall('Downloading', (onProgress) => app.client.installPack(url, onProgress));
+  return runInstall('Downloading', (onProgress, replace) => app.client.installPack(url, onProgress, { replace }));
 }
 
 function installFromFiles(files: LocalPackFile[]): Promise<void> {
-  return runInstall('Copying', (onProgress) => app.client.installPackFromFiles(files, onProgress));
+  return runInstall('Copying', (onProgress, replace) => app.client.installPackFromFiles(files, onProgress, { replace }));
 }
 
 /** "Install from folder…", the folder drop zone on the Model card, and Cancel. */

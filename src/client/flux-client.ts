@@ -21,7 +21,7 @@ import { requestPersistence, type StorageStatus } from '../storage/storage-statu
 import type { FileCheck } from '../storage/sha256.js';
 import type { CapacityDecision } from '../runtime/capacity.js';
 import { registerErrorTransfer } from '../worker/error-transfer.js';
-import type { FluxWorkerApi, InstalledPackInfo, RuntimeInfo } from '../worker/flux-worker-api.js';
+import type { FluxWorkerApi, InstalledPackInfo, PackInstallCallOptions, RuntimeInfo } from '../worker/flux-worker-api.js';
 
 export interface FluxImage {
   url: string;
@@ -99,19 +99,19 @@ export class FluxClient {
     return this.call(() => this.api.listPacks());
   }
   /** Download a pack folder into IndexedDB; resumes an interrupted install of the same pack. */
-  async installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo> {
+  async installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void, options: PackInstallCallOptions = {}): Promise<InstalledPackInfo> {
     const absolute = new URL(baseUrl, globalThis.location?.href).href;
     await askPersistence();
-    return this.call(() => this.api.installPack(absolute, onProgress ? Comlink.proxy(onProgress) : undefined));
+    return this.call(() => this.api.installPack(absolute, onProgress ? Comlink.proxy(onProgress) : undefined, options));
   }
   /**
    * Install from a local pack folder: the Files of `<input type=file webkitdirectory>` (their
    * `webkitRelativePath` is read here, before the transfer), or `{ path, file }` pairs (a dropped folder).
    */
-  async installPackFromFiles(files: readonly LocalPackFile[], onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo> {
+  async installPackFromFiles(files: readonly LocalPackFile[], onProgress?: (e: InstallProgress) => void, options: PackInstallCallOptions = {}): Promise<InstalledPackInfo> {
     const entries = files.map((f) => (f instanceof Blob ? { path: (f as File).webkitRelativePath || (f as File).name, file: f } : f));
     await askPersistence();
-    return this.call(() => this.api.installPackFromFiles(entries, onProgress ? Comlink.proxy(onProgress) : undefined));
+    return this.call(() => this.api.installPackFromFiles(entries, onProgress ? Comlink.proxy(onProgress) : undefined, options));
   }
   /** Storage used and allowed for this origin, and whether it is persistent. */
   storageEstimate(): Promise<StorageStatus> {

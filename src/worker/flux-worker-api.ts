@@ -37,16 +37,21 @@ export interface RuntimeInfo {
   ortBuild: OrtBuild | null;
 }
 
+/** `replace`: replace a stored pack of the same id from another source (the UI asks first; docs/storage.md). */
+export interface PackInstallCallOptions {
+  replace?: boolean;
+}
+
 export interface FluxWorkerApi {
   info(): Promise<RuntimeInfo>;
   listPacks(): Promise<PackInfo[]>;
   /** Download a pack (folder URL with manifest.json) into IndexedDB. */
-  installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo>;
+  installPack(baseUrl: string, onProgress?: (e: InstallProgress) => void, options?: PackInstallCallOptions): Promise<InstalledPackInfo>;
   /**
    * Install from local files (a picked or dropped pack folder; File objects clone into the worker). Pass
    * `{ path, file }` where a File's `webkitRelativePath` may not survive the transfer.
    */
-  installPackFromFiles(files: LocalPackFile[], onProgress?: (e: InstallProgress) => void): Promise<InstalledPackInfo>;
+  installPackFromFiles(files: LocalPackFile[], onProgress?: (e: InstallProgress) => void, options?: PackInstallCallOptions): Promise<InstalledPackInfo>;
   cancelInstall(): void;
   /** Storage used and allowed for this origin, and whether it is persistent. */
   storageEstimate(): Promise<StorageStatus>;
@@ -220,9 +225,11 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
 
     listPacks: () => listPacks(storeOpt),
 
-    installPack: (baseUrl, onProgress) => runInstallCall((signal) => installPack(baseUrl, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}) })),
+    installPack: (baseUrl, onProgress, opts) =>
+      runInstallCall((signal) => installPack(baseUrl, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}), ...(opts?.replace ? { replace: true } : {}) })),
 
-    installPackFromFiles: (files, onProgress) => runInstallCall((signal) => installPackFromFiles(files, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}) })),
+    installPackFromFiles: (files, onProgress, opts) =>
+      runInstallCall((signal) => installPackFromFiles(files, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}), ...(opts?.replace ? { replace: true } : {}) })),
 
     storageEstimate: () => storageStatus(),
 
