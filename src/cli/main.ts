@@ -2,18 +2,23 @@
  * `npm run flux -- generate …`: the same pipeline and engine as the browser worker, on onnxruntime-node.
  * Usage text in USAGE below; docs in README.md.
  */
+import { statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FluxEngine, type FluxEngineResult } from '../engine/flux-engine.js';
 import { FluxError, invalidInput, isFluxError } from '../errors.js';
-import type { FluxModelConfig } from '../pipeline/config.js';
+import { configValueProblem, type FluxModelConfig } from '../pipeline/config.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
 import { isImageSizePreset } from '../pipeline/image-size.js';
+import { componentGraphs as componentGraphsOf } from '../pack/manifest.js';
 import { encodeNpy, parseNpy } from './npy.js';
 import { loadSafetyCheckerConfig } from './safety-files.js';
 import { createNodeEngineEnv, sourcesFromFiles, type NodeTarget } from './node-runtime.js';
 import { openPackDir } from './verified-pack.js';
+import { parseNumberFlag } from './args.js';
+import { checkWritableFile, checkWritableFolder } from './paths.js';
+import { checkEmbeddingShapes } from './embedding-shapes.js';
 
 const USAGE = `Usage: npm run flux -- generate [options]
 
@@ -34,7 +39,8 @@ Safety checker (docs/safety.md; a pack's own checker runs by default):
   --no-safety-checker          enable_safety_checker: false (nothing is checked; results say so)
 
 Request (fal FLUX fields):
-  --prompt <text>
+  --prompt <text>              at most 16 KiB (longer command lines crash onnxruntime-node); else:
+  --prompt-file <file|->       the prompt from a UTF-8 file (≤ 1 MiB; one trailing newline dropped), - = stdin
   --seed <n>                   random when omitted (printed)
   --steps <1-4>                num_inference_steps (default 4)
   --image-size <preset|WxH>    square_hd, square, portrait_4_3, portrait_16_9, landscape_4_3, landscape_16_9
@@ -59,11 +65,60 @@ Output:
 
 const IMAGE_EXT: Record<string, 'png' | 'jpeg'> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg' };
 
-function num(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw invalidInput(flag, `must be a number, got "${value}"`);
-  return n;
+/** Plain decimal numbers only ("0x2", " 1", "1e" are refused); ranges are the engine's (fal's schema) to check. */
+const num = (value: string | undefined, flag: string) => parseNumberFlag(value, flag);
+
+/**
+ * onnxruntime-node 1.30 segfaults at session creation when the process's argv is long (measured on Linux x64:
+ * a 28,000-byte argument works, 29,000 bytes exits 139), so --prompt is bounded well below that, checked before
+ * any session; longer prompts go through --prompt-file.
+ */
+export const MAX_PROMPT_ARG_BYTES = 16384;
+/** A prompt file larger than this is surely not a prompt (T5 reads 256–512 tokens). */
+export const MAX_PROMPT_FILE_BYTES = 2 ** 20;
+
+async function readStdin(): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of process.stdin) {
+    parts.push(chunk as Buffer);
+    n += (chunk as Buffer).length;
+    if (n > MAX_PROMPT_FILE_BYTES) break;
+  }
+  return Buffer.concat(parts);
+}
+
+/** The prompt from a file or stdin ("-"): UTF-8, at most MAX_PROMPT_FILE_BYTES, one trailing newline dropped. */
+async function readPromptFile(path: string): Promise<string> {
+  const flag = '--prompt-file';
+  const label = path === '-' ? 'stdin' : path;
+  let bytes: Buffer;
+  if (path === '-') bytes = await readStdin();
+  else {
+    let size: number;
+    try {
+      const st = statSync(path);
+      if (st.isDirectory()) throw invalidInput(flag, `${path} is a folder, not a file`);
+      size = st.size;
+    } catch (e) {
+      if (isFluxError(e)) throw e;
+      throw invalidInput(flag, `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (size > MAX_PROMPT_FILE_BYTES) throw invalidInput(flag, `${path} is larger than 1 MiB (${size} bytes); it cannot be a prompt`);
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      throw invalidInput(flag, `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  if (bytes.length > MAX_PROMPT_FILE_BYTES) throw invalidInput(flag, `${label} is larger than 1 MiB; it cannot be a prompt`);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw invalidInput(flag, `${label} is not UTF-8 text`);
+  }
+  return text.replace(/\r?\n$/, '');
 }
 
 async function readNpy(path: string, flag: string) {
@@ -110,6 +165,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
       'safety-config': { type: 'string' },
       'no-safety-checker': { type: 'boolean' },
       prompt: { type: 'string' },
+      'prompt-file': { type: 'string' },
       seed: { type: 'string' },
       steps: { type: 'string' },
       'image-size': { type: 'string' },
@@ -136,11 +192,22 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const ep = (values.ep ?? 'cpu') as NodeTarget;
   if (ep !== 'cpu' && ep !== 'webgpu') throw invalidInput('--ep', 'must be cpu or webgpu');
 
+  // Before anything is read or loaded: a long --prompt would crash onnxruntime-node (see MAX_PROMPT_ARG_BYTES).
+  if (values.prompt !== undefined) {
+    const bytes = Buffer.byteLength(values.prompt, 'utf8');
+    if (bytes > MAX_PROMPT_ARG_BYTES) {
+      throw invalidInput('--prompt', `is ${bytes} bytes; at most ${MAX_PROMPT_ARG_BYTES} fit on the command line (longer ones crash onnxruntime-node); use --prompt-file <file> or --prompt-file - (stdin)`);
+    }
+    if (values['prompt-file'] !== undefined) throw invalidInput('--prompt-file', 'give either --prompt or --prompt-file, not both');
+  }
+
   const configOverrides: Partial<FluxModelConfig> = {};
   const cfg = (flag: string, key: keyof FluxModelConfig) => {
     const v = num(values[flag as keyof typeof values] as string | undefined, `--${flag}`);
     if (v !== undefined) {
-      if (!(v > 0)) throw invalidInput(`--${flag}`, 'must be positive');
+      // The same bounds as a manifest's config (src/pipeline/config.ts).
+      const problem = configValueProblem(key, v);
+      if (problem) throw invalidInput(`--${flag}`, problem);
       configOverrides[key] = v;
     }
   };
@@ -153,6 +220,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   // ---- request (validated by the engine; here only CLI-level parsing) ----
   const input: FluxSchnellInput = {};
   if (values.prompt !== undefined) input.prompt = values.prompt;
+  else if (values['prompt-file'] !== undefined) input.prompt = await readPromptFile(values['prompt-file']);
   const seed = num(values.seed, '--seed');
   if (seed !== undefined) input.seed = seed;
   const steps = num(values.steps, '--steps');
@@ -189,6 +257,20 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (values['safety-config'] && !values['safety-checker']) throw invalidInput('--safety-config', 'goes with --safety-checker <onnx>');
   const safetyChecker = values['safety-checker'] ? loadSafetyCheckerConfig(values['safety-checker'], values['safety-config']) : undefined;
 
+  // Output paths, before any model loads (else a typo fails only after the whole generation).
+  if (IMAGE_EXT[extname(values.out).toLowerCase()]) checkWritableFile(values.out, '--out');
+  else checkWritableFolder(values.out, '--out');
+  if (values['save-latents']) checkWritableFile(values['save-latents'], '--save-latents');
+  if (values.pack !== undefined) {
+    let isDir = false;
+    try {
+      isDir = statSync(values.pack).isDirectory();
+    } catch {
+      isDir = true; // missing: openPackDir says "No manifest.json in …"
+    }
+    if (!isDir) throw invalidInput('--pack', `${values.pack} is a file, not a pack folder (the folder holding manifest.json)`);
+  }
+
   // ---- model ----
   const log = (s: string) => {
     if (!values.json) process.stderr.write(s + '\n');
@@ -204,6 +286,11 @@ export async function generateCommand(argv: string[]): Promise<void> {
   };
   const pack = values.pack ? await openPackDir(values.pack, { verify: !values['no-verify'], log }) : null;
   if (!pack && Object.keys(overrides).length === 0) throw invalidInput('--pack', 'give a pack folder or --transformer and --vae-decoder graphs');
+  // Embeddings against the transformer's declared input shapes: a field error instead of onnxruntime's text.
+  if (input.prompt_embeds || input.pooled_prompt_embeds) {
+    const graphs = values.transformer ? [values.transformer] : pack ? componentGraphsOf(pack.manifest.components.transformer).map((g) => pack.localPath(g.graph)) : [];
+    checkEmbeddingShapes(graphs, input, values.transformer ? undefined : pack?.manifest.components.transformer.inputs);
+  }
   const tokenizerDirs = {
     ...(values['clip-tokenizer'] ? { clip: values['clip-tokenizer'] } : {}),
     ...(values['t5-tokenizer'] ? { t5: values['t5-tokenizer'] } : {}),
@@ -298,7 +385,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`error: ${(e as Error).message}\n\n${USAGE}`);
       return 2;
     }
-    process.stderr.write(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // No stack traces for users; FLUX_DEBUG=1 shows them.
+    process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (process.env.FLUX_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
     return 1;
   }
 }

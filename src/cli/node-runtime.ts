@@ -51,18 +51,30 @@ function fileComponent(name: ComponentName, path: string): ComponentSource {
   };
 }
 
-async function readTokenizerDir(dir: string): Promise<{ json: unknown; config?: Record<string, unknown> }> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8'));
-  } catch (e) {
-    throw new FluxError('pack_file_missing', `Cannot read ${join(dir, 'tokenizer.json')}: ${(e as Error).message}`, { cause: e });
+/** A tokenizer folder's JSON files; every error names the file (and the flag). tokenizer_config.json is optional. */
+async function readTokenizerDir(dir: string, flag: string): Promise<{ json: unknown; config?: Record<string, unknown>; path: string }> {
+  const read = async (file: string, optional: boolean): Promise<unknown> => {
+    const path = join(dir, file);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new FluxError('pack_file_missing', `${flag}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e, field: flag });
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      throw new FluxError('invalid_input', `${flag}: ${path} is not valid JSON: ${(e as Error).message}`, { cause: e, field: flag });
+    }
+  };
+  const path = join(dir, 'tokenizer.json');
+  const json = await read('tokenizer.json', false);
+  const config = await read('tokenizer_config.json', true);
+  if (config !== undefined && (typeof config !== 'object' || config === null || Array.isArray(config))) {
+    throw new FluxError('invalid_input', `${flag}: ${join(dir, 'tokenizer_config.json')} must hold a JSON object`, { field: flag });
   }
-  const config = await readFile(join(dir, 'tokenizer_config.json'), 'utf8').then(
-    (t) => JSON.parse(t) as Record<string, unknown>,
-    () => undefined,
-  );
-  return config ? { json, config } : { json };
+  return config ? { json, config: config as Record<string, unknown>, path } : { json, path };
 }
 
 /** Combine an optional pack with per-component graph overrides and tokenizer folders. */
@@ -88,8 +100,8 @@ export async function sourcesFromFiles(args: {
     if (!args.tokenizerDirs.clip || !args.tokenizerDirs.t5) {
       throw new FluxError('invalid_input', '--clip-tokenizer and --t5-tokenizer go together', { field: args.tokenizerDirs.clip ? '--t5-tokenizer' : '--clip-tokenizer' });
     }
-    const [c, t] = [await readTokenizerDir(args.tokenizerDirs.clip), await readTokenizerDir(args.tokenizerDirs.t5)];
-    base.tokenizers = { clip: loadClipTokenizer(c.json, c.config), t5: loadT5Tokenizer(t.json, t.config) };
+    const [c, t] = [await readTokenizerDir(args.tokenizerDirs.clip, '--clip-tokenizer'), await readTokenizerDir(args.tokenizerDirs.t5, '--t5-tokenizer')];
+    base.tokenizers = { clip: loadClipTokenizer(c.json, c.config, c.path), t5: loadT5Tokenizer(t.json, t.config, t.path) };
   }
   if (!args.needText) {
     delete base.components.clip;

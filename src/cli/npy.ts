@@ -31,8 +31,10 @@ export function parseNpy(bytes: Uint8Array, label = 'array'): NpyArray {
   const count = dims.reduce((a, b) => a * b, 1);
   const off = headerStart + headerLen;
   const body = bytes.slice(off); // copy: aligns the data for typed-array views
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new Error(`${label}: bad shape (${shapeText}) in the .npy header`);
+  // Exactly the shape's bytes: a longer file is as suspect as a shorter one (a wrong shape, or another array appended).
   const expect = (n: number) => {
-    if (body.byteLength < count * n) throw new Error(`${label}: file holds ${body.byteLength} data bytes, shape needs ${count * n}`);
+    if (body.byteLength !== count * n) throw new Error(`${label}: file holds ${body.byteLength} data bytes, shape [${dims.join(', ')}] of ${descr} needs ${count * n}`);
   };
   switch (descr) {
     case '<f4':

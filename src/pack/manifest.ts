@@ -3,7 +3,7 @@
  * worker and CLI all read. Format documented in docs/model-pack.md; this file is its validator.
  */
 import { FluxError } from '../errors.js';
-import type { FluxModelConfig } from '../pipeline/config.js';
+import { configValueProblem, type FluxModelConfig } from '../pipeline/config.js';
 import { parseSafetyCheckerConfig, SAFETY_CONFIG_KEYS, type SafetyCheckerConfig } from './safety-checker.js';
 
 export const MANIFEST_FORMAT = 'flux-webgpu-pack';
@@ -275,7 +275,8 @@ export function parseManifest(json: unknown): PackManifest {
     if (!isObject(json.config)) throw bad('must be an object', 'config');
     for (const [k, v] of Object.entries(json.config)) {
       if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw bad(`unknown key; expected one of ${CONFIG_KEYS.join(', ')}`, `config.${k}`);
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw bad('must be a positive number', `config.${k}`);
+      const problem = configValueProblem(k as keyof FluxModelConfig, v);
+      if (problem) throw bad(problem, `config.${k}`);
     }
   }
   return json as unknown as PackManifest;

@@ -38,6 +38,51 @@ export const FLUX_SCHNELL_CONFIG: Readonly<FluxModelConfig> = Object.freeze({
   defaultSteps: 4,
 });
 
+/**
+ * Allowed values of each config key, shared by the manifest validator and the CLI flags. Out-of-range values would
+ * otherwise reach onnxruntime: `vaeScaleFactor: 3` makes a 340×340 latent for 1024 px and tries to allocate
+ * ~30 GB in attention, a huge t5MaxLength or latentChannels sizes tensors the same way.
+ */
+export interface ConfigBound {
+  integer?: boolean;
+  /** Exclusive lower bound 0 when `min` is absent. */
+  min?: number;
+  max?: number;
+  powerOfTwo?: boolean;
+}
+export const MODEL_CONFIG_BOUNDS: Readonly<Record<keyof FluxModelConfig, ConfigBound>> = Object.freeze({
+  // FLUX.1: 16; FLUX.2 and other VAEs: up to 128.
+  latentChannels: { integer: true, min: 1, max: 128 },
+  // A VAE halves the size per down block: 8 for FLUX/SD, 1–16 for tiny test models.
+  vaeScaleFactor: { integer: true, min: 1, max: 16, powerOfTwo: true },
+  vaeScalingFactor: {},
+  vaeShiftFactor: {},
+  // CLIP's position embeddings hold 77 tokens.
+  clipMaxLength: { integer: true, min: 2, max: 77 },
+  // schnell: 256, dev: 512.
+  t5MaxLength: { integer: true, min: 1, max: 512 },
+  schedulerShift: {},
+  maxSteps: { integer: true, min: 1, max: 100 },
+  defaultSteps: { integer: true, min: 1, max: 100 },
+});
+
+/** Why `value` is not allowed for `key` ("must be …, got …"), or undefined when it is. */
+export function configValueProblem(key: keyof FluxModelConfig, value: unknown): string | undefined {
+  const b = MODEL_CONFIG_BOUNDS[key];
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    value > 0 &&
+    (!b.integer || Number.isInteger(value)) &&
+    (b.min === undefined || value >= b.min) &&
+    (b.max === undefined || value <= b.max) &&
+    (!b.powerOfTwo || (value & (value - 1)) === 0);
+  if (ok) return undefined;
+  const kind = b.powerOfTwo ? 'a power of two' : b.integer ? 'a positive integer' : 'a positive number';
+  const range = b.min !== undefined && b.max !== undefined ? ` between ${b.min} and ${b.max}` : b.max !== undefined ? ` ≤ ${b.max}` : '';
+  return `must be ${kind}${range}, got ${typeof value === 'number' ? value : JSON.stringify(value)}`;
+}
+
 /** Merge a partial config (from a manifest or CLI flags) over the FLUX.1 [schnell] defaults. */
 export function resolveModelConfig(...overrides: (Partial<FluxModelConfig> | undefined)[]): FluxModelConfig {
   const config: FluxModelConfig = { ...FLUX_SCHNELL_CONFIG };
