@@ -14,7 +14,7 @@ export function clientKey(address: string): string {
   const ip = canonicalIp(address);
   if (ip === undefined) return address.trim().slice(0, 100);
   if (isIPv4(ip)) return ip;
-  return `${expandIPv6(ip).slice(0, 4).join(':')}::/64`;
+  return `${expandIPv6(ip).slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
 }
 
 /**

@@ -179,7 +179,7 @@ export function createFalProxy(options: FalProxyOptions = {}): FalProxyHandler {
   async function handle(req: IncomingMessage, res: ServerResponse, entry: RequestLog, key: string | undefined): Promise<void> {
     const refuse = (status: number, type: FalProxyErrorType, detail: string, headers: Record<string, string> = {}) => {
       entry.note = ` (${detail})`;
-      refuseAndDrain(req, res, status, type, detail, key, headers, maxDrain);
+      refuseAndDrain(req, res, status, type, detail, key, headers, maxDrain, (why) => (entry.note += ` (${why}: connection dropped)`));
     };
     // The host (Vite's cors middleware) may have set CORS headers already; this route is same-origin only.
     for (const name of res.getHeaderNames()) if (name.startsWith('access-control-')) res.removeHeader(name);
@@ -447,6 +447,7 @@ function refuseAndDrain(
   key: string | undefined,
   headers: Record<string, string>,
   maxDrain: number,
+  onDrop: (why: string) => void,
 ): void {
   if (!hasBody(req) || res.headersSent || res.destroyed) {
     sendJson(res, status, type, detail, key, headers);
@@ -454,15 +455,16 @@ function refuseAndDrain(
   }
   sendJson(res, status, type, detail, key, { ...headers, connection: 'close' }, { end: false });
   let drained = 0;
-  const drop = () => {
+  const drop = (why: string) => {
     cleanup();
+    onDrop(why);
     req.socket?.destroy();
   };
-  const timer = setTimeout(drop, DRAIN_MS);
+  const timer = setTimeout(() => drop(`unread body still arriving after ${DRAIN_MS / 1000} s`), DRAIN_MS);
   timer.unref();
   const onData = (chunk: Buffer) => {
     drained += chunk.length;
-    if (drained > maxDrain) drop();
+    if (drained > maxDrain) drop(`unread body over the ${maxDrain}-byte drain limit`);
   };
   const onEnd = () => {
     cleanup();

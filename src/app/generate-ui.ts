@@ -12,13 +12,15 @@ import { clearError, showError, ui } from './dom.js';
 import { TimingHistory } from './estimate.js';
 import { formatMs } from './format.js';
 import { addResult } from './gallery-ui.js';
-import { buildShareLink, parseShareLink, type SharedSettings } from './share-link.js';
+import { AUTO_RUN_ASK_TEXT, autoRunAction, buildShareLink, parseShareLink, type SharedSettings } from './share-link.js';
 
 /** Aborts the running generation (local or remote). */
 let running: AbortController | null = null;
 /** The input image for Redux / image-to-image: a file, or a result (Blob or URL). */
 let inputImage: Blob | string | null = null;
 const timings = new TimingHistory();
+/** Set by a `run=1` link until the first generation; any click on Generate clears it (the user chose). */
+let autoRunArmed = false;
 
 function endpoint(): FluxEndpointId {
   return ui.endpoint.value as FluxEndpointId;
@@ -207,6 +209,20 @@ export async function generateNow(): Promise<void> {
   }
   clearError();
   const id = endpoint();
+  // A `run=1` link starts by itself only on this device (forced local, so no later route change sends it to fal).
+  let autoRoute: RoutePreference | undefined;
+  if (autoRunArmed) {
+    autoRunArmed = false;
+    const route = await app.api.route(id).catch(() => null);
+    if (running) return; // the user pressed Generate meanwhile
+    if (autoRunAction(route) === 'ask') {
+      ui.runStatus.textContent = AUTO_RUN_ASK_TEXT;
+      ui.runStatus.dataset.autoRun = 'needs-click';
+      return;
+    }
+    autoRoute = 'local';
+  }
+  delete ui.runStatus.dataset.autoRun;
   const controller = new AbortController();
   running = controller;
   ui.generate.disabled = false;
@@ -224,6 +240,7 @@ export async function generateNow(): Promise<void> {
     const r = await app.api.subscribe(id, {
       input,
       abortSignal: controller.signal,
+      ...(autoRoute ? { route: autoRoute } : {}),
       onProgress: (e) => {
         if (expected === undefined) expected = timings.estimate(shape(e.target));
         const elapsed = performance.now() - t0;
@@ -264,6 +281,7 @@ export function initGenerateUi(): { runOnLoad: boolean } {
   ui.size.addEventListener('change', showEndpointFields);
   ui.form.addEventListener('submit', (e) => {
     e.preventDefault();
+    autoRunArmed = false;
     void generateNow();
   });
   ui.prompt.addEventListener('keydown', (e) => {
@@ -281,6 +299,7 @@ export function initGenerateUi(): { runOnLoad: boolean } {
     const shared = parseShareLink(location.search);
     if (!shared) return { runOnLoad: false };
     applySettings(shared.settings.endpoint, shared.settings);
+    autoRunArmed = shared.run;
     return { runOnLoad: shared.run };
   } catch (e) {
     showError(e);

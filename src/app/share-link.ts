@@ -2,6 +2,8 @@
  * Share links: the page URL reproduces a generation. Query parameters are named like fal's input fields —
  * `prompt`, `seed`, `num_inference_steps`, `image_size` (a preset name or `WxH`), `num_images`, `output_format` —
  * plus `model` for endpoints other than schnell and `run=1` to start on load. Pure (URLSearchParams only).
+ * A link is anyone's to craft, so `run=1` only starts a run on this device; one that would go to fal (and spend the
+ * server's fal credit) waits for a click (autoRunAction).
  */
 import { FluxError, invalidInput } from '../errors.js';
 import { isImageSizePreset, type ImageSize, isFluxEndpoint, type FluxEndpointId } from '../client/request-vocabulary.js';
@@ -84,3 +86,14 @@ export function buildShareLink(settings: SharedSettings, options: { run?: boolea
   if (options.run) p.set('run', '1');
   return `?${p.toString()}`;
 }
+
+/**
+ * What a `run=1` link may do on load, given where the request would run now: run it on this device, or ask for a
+ * click because it would go to fal and spend the server's credit on a stranger's link.
+ */
+export function autoRunAction(route: { target: 'local' | 'remote' } | null): 'run-local' | 'ask' {
+  return route?.target === 'local' ? 'run-local' : 'ask';
+}
+
+/** The run-status line when a `run=1` link was not started by itself. */
+export const AUTO_RUN_ASK_TEXT = 'This link asks to generate on fal, which spends the server\'s fal credit, so it did not start by itself: press Generate to run it.';
