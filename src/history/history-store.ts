@@ -31,6 +31,7 @@ import {
   type NewHistoryEntry,
 } from './history-entry.js';
 import { canvasThumbnailer, canvasThumbnailerAvailable, type Thumbnailer } from './thumbnail.js';
+import { deflatedBytes, fitsZip, JSON_LEVEL, zipArchiveBytes, zipMemberBytes, ZIP_MAX_BYTES, ZIP_MAX_MEMBERS, type ZipMemberSize } from './zip-limits.js';
 import { ZipFormatError, ZipReader } from './zip-reader.js';
 
 export type { HistoryEntry, HistoryImage, NewHistoryEntry, NewHistoryImage } from './history-entry.js';
@@ -451,6 +452,8 @@ export class HistoryStore {
    * `images/<id>/<n>.<ext>` and thumbnail as `thumbs/<id>/<n>.<ext>` (stored uncompressed: they already are).
    * `ids`: only these entries (FluxError 'invalid_input' for an unknown id); default all, newest first.
    * Images are read one at a time and the output is collected as Blob parts, so memory stays near one image.
+   * An archive that would need ZIP64 (≥ 4 GiB, or more than 65,534 members) is refused with 'invalid_input'
+   * before anything is written: fflate cannot write ZIP64 and would wrap the 32-bit fields (zip-limits.ts).
    */
   async export(options: { ids?: string[] } = {}): Promise<Blob> {
     const { ids } = options;
@@ -487,7 +490,7 @@ export class HistoryStore {
       throw new FluxError('invalid_input', `export: no history entry with id ${missing.map((x) => JSON.stringify(x)).join(', ')} (deleted?)`, { field: 'ids' });
     }
 
-    const files: { name: string; blob: Blob }[] = [];
+    const files: { name: string; blob: Blob; entry: number }[] = [];
     const exported: ExportedEntry[] = [];
     for (const row of rows) {
       const entry = HistoryStore.revive(row);
@@ -506,18 +509,20 @@ export class HistoryStore {
           const out: ExportedImage = { ...meta, bytes: image ? image.size : 0, file: null };
           if (image) {
             out.file = `images/${entry.id}/${i}.${extension(img.contentType)}`;
-            files.push({ name: out.file, blob: image });
+            files.push({ name: out.file, blob: image, entry: exported.length });
           }
           if (thumb) {
             const contentType = thumb.type || 'application/octet-stream';
             out.thumbnail = { file: `thumbs/${entry.id}/${i}.${extension(contentType)}`, contentType, bytes: thumb.size };
-            files.push({ name: out.thumbnail.file, blob: thumb });
+            files.push({ name: out.thumbnail.file, blob: thumb, entry: exported.length });
           }
           return out;
         }),
       });
     }
     const doc: HistoryExport = { format: HISTORY_EXPORT_FORMAT, version: HISTORY_EXPORT_VERSION, exportedAt: Date.now(), entries: exported };
+    const jsonBytes = strToU8(JSON.stringify(doc, null, 2));
+    checkZipLimits(jsonBytes, files, exported.length);
 
     const parts: Blob[] = [];
     let failure: unknown;
@@ -525,9 +530,9 @@ export class HistoryStore {
       if (err) failure ??= err;
       else if (chunk.length) parts.push(new Blob([chunk as Uint8Array<ArrayBuffer>]));
     });
-    const json = new ZipDeflate('history.json', { level: 6 });
+    const json = new ZipDeflate('history.json', { level: JSON_LEVEL });
     zip.add(json);
-    json.push(strToU8(JSON.stringify(doc, null, 2)), true);
+    json.push(jsonBytes, true);
     for (const f of files) {
       let bytes: Uint8Array;
       try {
@@ -660,6 +665,36 @@ function asBlob(v: unknown): Blob | null {
 interface ImportItem {
   record: StoredEntry;
   files: { file: string | null; thumb?: { file: string; contentType: string } }[];
+}
+
+/**
+ * Refuse an export whose ZIP would need ZIP64 (see zip-limits.ts), naming its size and member count and how
+ * many of the newest entries would fit. Only sizes are used: no image is read.
+ */
+function checkZipLimits(json: Uint8Array, files: readonly { name: string; blob: Blob; entry: number }[], entries: number): void {
+  const jsonMember: ZipMemberSize = { name: 'history.json', dataBytes: deflatedBytes(json) };
+  const members: ZipMemberSize[] = [jsonMember, ...files.map((f) => ({ name: f.name, dataBytes: f.blob.size }))];
+  const bytes = zipArchiveBytes(members);
+  if (fitsZip(members.length, bytes)) return;
+  // Entries are in export order (newest first); history.json only shrinks with fewer entries, so this is safe.
+  let fitting = 0;
+  let n = 1;
+  let size = zipArchiveBytes([jsonMember]);
+  for (let e = 0, i = 0; e < entries; e++) {
+    for (; i < files.length && files[i]!.entry === e; i++) {
+      n++;
+      size += zipMemberBytes(members[i + 1]!);
+    }
+    if (!fitsZip(n, size)) break;
+    fitting = e + 1;
+  }
+  throw new FluxError(
+    'invalid_input',
+    `History export: ${entries} entries make a ZIP of ${formatSize(bytes)} (${bytes} bytes) with ${members.length} files, but a ZIP without ZIP64 ` +
+      `(what this app writes and reads) holds at most ${ZIP_MAX_BYTES} bytes (4 GiB − 1) and ${ZIP_MAX_MEMBERS} files. Nothing was written. ` +
+      `Export fewer entries at a time (choose them by id): the newest ${fitting} fit.`,
+    { field: 'ids', details: { entries, bytes, members: members.length, maxBytes: ZIP_MAX_BYTES, maxMembers: ZIP_MAX_MEMBERS, fittingEntries: fitting } },
+  );
 }
 
 /** Validate history.json completely (and that every file it names is in the ZIP with the right size). */
