@@ -10,7 +10,7 @@ import { PromptEmbeddingCache } from '../pipeline/embedding-cache.js';
 import { runPipeline, type PipelineProgressEvent } from '../pipeline/flux-pipeline.js';
 import { validateRequest, type HostTensor } from '../pipeline/request.js';
 import { sourcesFromPack, type BackendSources } from '../runtime/component-source.js';
-import { OrtFluxBackend, type BackendLoadProgressEvent, type BackendOptions, type BackendStats, type RuntimeEnv } from '../runtime/ort-backend.js';
+import { OrtFluxBackend, type BackendLoadProgressEvent, type BackendOptions, type BackendStats, type GpuTimingSync, type RuntimeEnv } from '../runtime/ort-backend.js';
 import type { PackSource } from '../storage/pack-source.js';
 import type { ComponentName } from '../pack/manifest.js';
 
@@ -30,11 +30,18 @@ export interface GenerateProgressEvent {
 
 export type LoadProgressEvent = BackendLoadProgressEvent | { status: 'tokenizers' } | { status: 'ready'; packId: string | null };
 
-/** Per-stage durations. `inference` (seconds) is fal's field; the rest are ours, in milliseconds. */
+/**
+ * Per-stage durations, each to GPU completion. `inference` (seconds) is fal's field and means what it means on fal:
+ * the model call from the prompt to the finished images (text encoders, denoising, VAE, safety check,
+ * postprocessing), without the image encoding and upload that follow it. The rest are ours, in milliseconds.
+ */
 export interface FluxTimings {
   inference: number;
   encode_text_ms: number;
+  /** Each denoising step until the GPU finished it. */
   step_ms: number[];
+  /** The part of each step spent queueing its GPU work (the rest of step_ms is waiting for the GPU). */
+  step_queued_ms: number[];
   denoise_ms: number;
   decode_ms: number;
   postprocess_ms: number;
@@ -90,10 +97,22 @@ export interface LoadOptions {
   memory?: BackendOptions['memory'];
 }
 
+/** What a request asks of the device, for a capacity check before anything runs. */
+export interface GenerationShape {
+  batch: number;
+  width: number;
+  height: number;
+  /** Text tokens the transformer attends to. */
+  textLength: number;
+  config: FluxModelConfig;
+}
+
 export interface GenerateOptions {
   onProgress?: (e: GenerateProgressEvent) => void;
   signal?: AbortSignal;
   returnLatents?: boolean;
+  /** Called with the validated request before any GPU work; throw to refuse it (the worker's capacity check). */
+  admit?: (shape: GenerationShape) => void | Promise<void>;
 }
 
 export interface EngineEnv {
@@ -112,8 +131,14 @@ export class FluxEngine {
   /** Generations and loads run one at a time, in call order. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly embeddings = new PromptEmbeddingCache();
+  private timingSync: GpuTimingSync = 'submitted';
 
   constructor(private readonly env: EngineEnv) {}
+
+  /** How step and stage times wait for the GPU (ort-backend.ts GpuTimingSync; `readback`/`none` for tests). */
+  setTimingSync(mode: GpuTimingSync): void {
+    this.timingSync = mode;
+  }
 
   /** Load (or replace) the model from a pack. */
   loadPack(source: PackSource, options: LoadOptions = {}): Promise<LoadedModelInfo> {
@@ -160,6 +185,14 @@ export class FluxEngine {
     return this.serial(async () => {
       if (this.backend !== backend) throw new FluxError('not_loaded', 'The model was replaced while this request waited.');
       backend.resetStats();
+      backend.timingSync = this.timingSync;
+      await options.admit?.({
+        batch: request.numImages,
+        width: request.width,
+        height: request.height,
+        textLength: request.promptEmbeds?.dims[1] ?? backend.config.t5MaxLength,
+        config: backend.config,
+      });
       const t0 = performance.now();
       const { onProgress, signal } = options;
       backend.setLoadListener(onProgress && ((e) => onProgress({ stage: 'load', component: e.component, totalSteps: request.steps, elapsedMs: performance.now() - t0 })));
@@ -185,9 +218,10 @@ export class FluxEngine {
         images,
         seed: request.seed,
         timings: {
-          inference: totalMs / 1000,
+          inference: t.totalMs / 1000,
           encode_text_ms: t.encodeTextMs,
           step_ms: t.stepMs,
+          step_queued_ms: t.stepQueuedMs,
           denoise_ms: t.denoiseMs,
           decode_ms: t.decodeMs,
           postprocess_ms: t.postprocessMs,

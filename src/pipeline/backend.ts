@@ -69,4 +69,11 @@ export interface FluxBackend {
   download(t: DeviceTensor): Promise<Float32Array>;
   /** Called when text encoding is done for this generation (a backend may free encoder memory). */
   textEncodingDone?(): Promise<void>;
+  /**
+   * Resolve when the device has finished the work queued so far (WebGPU returns from a run once the work is
+   * queued). The pipeline awaits it at stage and step boundaries so their times include the GPU work; `t` is a
+   * tensor of that work, for backends that can only synchronise by reading something back. Absent: runs are
+   * synchronous (CPU).
+   */
+  finish?(t?: DeviceTensor): Promise<void>;
 }

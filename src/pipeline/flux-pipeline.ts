@@ -23,10 +23,16 @@ export interface PipelineProgressEvent {
   elapsedMs: number;
 }
 
+/**
+ * Stage and step durations, each measured until the device finished its work (FluxBackend.finish), so GPU time
+ * lands in the step that queued it rather than in the next read-back.
+ */
 export interface PipelineTimings {
   encodeTextMs: number;
-  /** Duration of each denoising step. */
+  /** Duration of each denoising step, to GPU completion. */
   stepMs: number[];
+  /** The part of each step spent queueing it (until the runs returned); stepMs − this is waiting for the GPU. */
+  stepQueuedMs: number[];
   denoiseMs: number;
   /** VAE input transform + decoder + read-back. */
   decodeMs: number;
@@ -157,6 +163,7 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
       own(txt);
       own(pooled);
     }
+    await backend.finish?.(txt);
     const encodeTextMs = elapsed();
     throwIfCancelled(signal);
 
@@ -166,6 +173,7 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
     const sigmas = schnellSigmas(request.steps, backend.config.schedulerShift);
 
     const stepMs: number[] = [];
+    const stepQueuedMs: number[] = [];
     for (let i = 0; i < request.steps; i++) {
       const ts = now();
       const v = own(
@@ -182,6 +190,8 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
       release(v);
       release(x);
       x = next;
+      stepQueuedMs.push(now() - ts);
+      await backend.finish?.(x);
       stepMs.push(now() - ts);
       onProgress?.({ stage: 'denoise', step: i + 1, totalSteps: request.steps, elapsedMs: elapsed() });
       throwIfCancelled(signal);
@@ -243,7 +253,7 @@ export async function runPipeline(backend: FluxBackend, request: GenerationReque
       images,
       safety,
       textEmbeddingsCached: text.cached,
-      timings: { encodeTextMs, stepMs, denoiseMs, decodeMs, postprocessMs, totalMs: elapsed() },
+      timings: { encodeTextMs, stepMs, stepQueuedMs, denoiseMs, decodeMs, postprocessMs, totalMs: elapsed() },
     };
     if (latents) result.latents = latents;
     return result;

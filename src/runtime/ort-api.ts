@@ -27,6 +27,11 @@ export interface RuntimeEnv {
   sessionOptions?: OrtSessionOptions;
   /** Total GPU map-for-read operations so far in this realm (gpu-readback-counter.ts), for per-session stats. */
   gpuReadCounter?: () => number;
+  /**
+   * Resolves when the GPU has finished all submitted work (the WebGPU device's queue.onSubmittedWorkDone; ORT's
+   * WebGPU EP submits everything at the end of each run). Absent off-GPU, where runs are synchronous.
+   */
+  gpuWorkDone?: () => Promise<void>;
   /** Reusable buffer for Blob external data (onnxruntime-web's asyncify build); absent: Blobs go to ORT as is. */
   externalDataStaging?: ExternalDataStaging;
 }

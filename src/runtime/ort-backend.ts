@@ -39,8 +39,11 @@ export interface BackendStats {
   sessionRunMs: number;
   readbacks: number;
   readbackBytes: number;
-  /** Wall time waiting for read-backs, which includes finishing the queued GPU work. */
+  /** Wall time waiting for read-backs (the queued GPU work is finished before, by finish()). */
   readbackMs: number;
+  /** finish() calls and the wall time spent in them: waiting for the GPU to complete queued work. */
+  gpuWaits: number;
+  gpuWaitMs: number;
   /** GPU map-for-read operations inside session.run, by component/helper (needs RuntimeEnv.gpuReadCounter). */
   gpuReadsInRun: Record<string, number>;
   /** Sessions created during this generation (transient components), by component. */
@@ -62,6 +65,13 @@ export interface BackendOptions {
   memory?: { budgetBytes: number; componentBytes: Partial<Record<ComponentName, number>>; reserveBytes: number };
   onProgress?: (e: BackendLoadProgressEvent) => void;
 }
+
+/**
+ * How finish() waits for the GPU. `submitted` (default): queue.onSubmittedWorkDone, no read-back. `readback`
+ * (tests only): read the tensor back, a wait that certainly includes the GPU work, at the cost of a read-back per
+ * call. `none`: do not wait, so step times are queueing times only (the old behaviour, for comparison).
+ */
+export type GpuTimingSync = 'submitted' | 'readback' | 'none';
 
 export interface ComponentReport {
   loaded: boolean;
@@ -91,6 +101,8 @@ export class OrtFluxBackend implements FluxBackend {
   private readonly memory: BackendOptions['memory'];
   private loadListener: ((e: BackendLoadProgressEvent) => void) | undefined;
   private disposed = false;
+  /** See GpuTimingSync. */
+  timingSync: GpuTimingSync = 'submitted';
 
   private constructor(
     private readonly env: RuntimeEnv,
@@ -339,6 +351,15 @@ export class OrtFluxBackend implements FluxBackend {
     return safetyPreprocessModel(cfg.preprocess, H, W, imageDtype, outDtype);
   }
 
+  async finish(t?: DeviceTensor): Promise<void> {
+    if (this.timingSync === 'none' || (this.timingSync === 'submitted' && !this.env.gpuWorkDone)) return;
+    const t0 = performance.now();
+    if (this.timingSync === 'readback' && t) await this.readBack(t as OrtTensor);
+    else await this.env.gpuWorkDone?.();
+    this.stats.gpuWaits++;
+    this.stats.gpuWaitMs += performance.now() - t0;
+  }
+
   async download(t: DeviceTensor): Promise<Float32Array> {
     return this.readBack(t as OrtTensor);
   }
@@ -503,7 +524,19 @@ function safetyCheckerFailure(cfg: SafetyCheckerConfig, e: unknown): FluxError {
 }
 
 function emptyStats(): BackendStats {
-  return { sessionRuns: 0, sessionRunMs: 0, readbacks: 0, readbackBytes: 0, readbackMs: 0, gpuReadsInRun: {}, componentLoads: {}, runsByLabel: {}, componentEvictions: {} };
+  return {
+    sessionRuns: 0,
+    sessionRunMs: 0,
+    readbacks: 0,
+    readbackBytes: 0,
+    readbackMs: 0,
+    gpuWaits: 0,
+    gpuWaitMs: 0,
+    gpuReadsInRun: {},
+    componentLoads: {},
+    runsByLabel: {},
+    componentEvictions: {},
+  };
 }
 
 /**
