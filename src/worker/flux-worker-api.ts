@@ -3,17 +3,31 @@
  * tested without a worker; workers/flux.worker.ts only wires the real ones in.
  */
 import * as Comlink from 'comlink';
-import { FluxEngine, type FluxEngineResult, type GenerateProgressEvent, type LoadedModelInfo, type LoadProgressEvent } from '../engine/flux-engine.js';
+import { FluxEngine, type FluxEngineResult, type GenerateProgressEvent, type GenerationShape, type LoadedModelInfo, type LoadProgressEvent } from '../engine/flux-engine.js';
 import { FluxError, toFluxError } from '../errors.js';
 import { canvasJpegEncoder, type JpegEncoder } from '../image/encode.js';
-import type { FluxSchnellInput } from '../pipeline/request.js';
+import { resolveModelConfig } from '../pipeline/config.js';
+import { validateRequest, type FluxSchnellInput } from '../pipeline/request.js';
 import type { ExecutionTarget, OrtApi } from '../runtime/ort-api.js';
 import type { OrtBuild } from './load-ort.js';
 import { ExternalDataStaging } from '../runtime/external-data-staging.js';
-import type { BackendStats, RuntimeEnv } from '../runtime/ort-backend.js';
+import type { BackendStats, GpuTimingSync, RuntimeEnv } from '../runtime/ort-backend.js';
+import { packActivationArchs, type ActivationArchs } from '../runtime/activation-memory.js';
 import { gpuReadbackCount } from './gpu-readback-counter.js';
 import { GpuHealth } from './gpu-health.js';
-import { decideCapacity, measureAllocatable, memoryOptions, packNeeds, planBytes, type CapacityDecision } from '../runtime/capacity.js';
+import {
+  activationError,
+  activationMemoryNeed,
+  decideActivations,
+  decideCapacity,
+  measureAllocatable,
+  memoryOptions,
+  packNeeds,
+  planBytes,
+  weightsDuring,
+  type ActivationDecision,
+  type CapacityDecision,
+} from '../runtime/capacity.js';
 import { createFluxGpu, type FluxGpu, type WebGpuReport } from '../runtime/webgpu-device.js';
 import { deletePack, listPacks, openInstalledPack, verifyInstalledPack, type PackInfo } from '../storage/indexeddb-pack-store.js';
 import { installPack, type InstallProgress, type InstallResult, type InstallStats } from '../storage/pack-installer.js';
@@ -71,12 +85,22 @@ export interface FluxWorkerApi {
    * allocation test the first time per pack; `loadPack` uses the same decision.
    */
   probeCapacity(packId: string): Promise<CapacityDecision>;
+  /**
+   * Would this request's batch and image size fit this GPU with an installed pack (activation buffers against the
+   * adapter's limits and the memory budget)? null when nothing is checked (no WebGPU target, or the pack cannot
+   * run at all: see probeCapacity). generate runs the same check before any GPU work.
+   */
+  checkRequest(packId: string, input: FluxSchnellInput): Promise<ActivationDecision | null>;
   /** Cap the GPU memory models may use (null: no cap). Takes effect at the next loadPack. */
   setGpuMemoryLimit(bytes: number | null): void;
   /** Destroy the GPU device, as a driver reset would (tests and the "simulate" button only). */
   loseDeviceForTesting(): Promise<void>;
   /** Make the next operation observe a GPU error of this kind (tests only). */
   injectGpuFailureForTesting(kind: 'out-of-memory' | 'validation'): Promise<void>;
+  /** Make the capacity checks read lower adapter limits than the device has (tests only; null restores). */
+  capLimitsForTesting(limits: { maxBufferSize?: number; maxStorageBufferBindingSize?: number } | null): void;
+  /** How step times wait for the GPU (tests only: 'readback' is a hard synchronising wait, 'none' none). */
+  setTimingSyncForTesting(mode: GpuTimingSync): void;
 }
 
 /** What an install returns: the pack as listPacks shows it, plus persistence and what the install did. */
@@ -108,6 +132,11 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
   const capacityCache = new Map<string, CapacityDecision>();
   let gpuMemoryLimitBytes: number | null = null;
   let installAbort: AbortController | null = null;
+  let limitCaps: { maxBufferSize?: number; maxStorageBufferBindingSize?: number } | null = null;
+  let timingSync: GpuTimingSync = 'submitted';
+  const archsCache = new Map<string, Promise<ActivationArchs>>();
+  /** Bytes known to be allocatable per pack (the probe's measurement, raised by later ones). */
+  const allocatableKnown = new Map<string, { bytes: number; reachedTarget: boolean }>();
   const generations = new Set<AbortController>();
 
   // ORT runs inside this worker already: no proxy worker. Threads need cross-origin isolation, and the JSPI
@@ -135,16 +164,30 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     return gpuPromise;
   }
 
+  let gpuNow: FluxGpu | null = null;
+
   async function getEngine(): Promise<FluxEngine> {
     if (!engine) {
       const target = deps.target ?? 'webgpu';
+      if (target === 'webgpu') gpuNow = await gpu();
       const runtime: RuntimeEnv =
         target === 'webgpu'
-          ? { ort: deps.ort, target, gpuFeatures: new Set((await gpu()).report.features), gpuReadCounter: gpuReadbackCount }
+          ? (() => {
+              const g = gpuNow!;
+              return {
+                ort: deps.ort,
+                target,
+                gpuFeatures: new Set(g.report.features),
+                gpuReadCounter: gpuReadbackCount,
+                // ORT's WebGPU EP submits a run's work when the run returns; this resolves when the GPU is done.
+                gpuWorkDone: () => g.device.queue.onSubmittedWorkDone(),
+              };
+            })()
           : { ort: deps.ort, target };
       // The JSPI build reads Blob external data on demand; the others read it whole (external-data-staging.ts).
       if (deps.ortBuild !== 'jspi') runtime.externalDataStaging = new ExternalDataStaging();
       engine = new FluxEngine({ runtime, jpeg: deps.jpeg ?? canvasJpegEncoder });
+      engine.setTimingSync(timingSync);
     }
     return engine;
   }
@@ -164,8 +207,13 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     return result;
   }
 
+  /** The adapter's limits as the capacity checks read them (lowered by capLimitsForTesting). */
+  function limitsOf(g: FluxGpu): Record<string, number> {
+    return { ...g.report.limits, ...(limitCaps ?? {}) };
+  }
+
   async function decideFor(packId: string): Promise<CapacityDecision> {
-    const key = `${packId}:${gpuMemoryLimitBytes ?? 'none'}`;
+    const key = `${packId}:${gpuMemoryLimitBytes ?? 'none'}:${JSON.stringify(limitCaps)}`;
     const cached = capacityCache.get(key);
     if (cached) return cached;
     const source = await openInstalledPack(packId, storeOpt);
@@ -176,11 +224,48 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     } else {
       const g = await gpu();
       const target = planBytes(needs)['all-resident'];
-      const allocatable = await guarded(() => measureAllocatable(g.device, gpuMemoryLimitBytes === null ? target : Math.min(target, gpuMemoryLimitBytes)));
-      decision = decideCapacity(needs, { features: g.report.features, limits: g.report.limits, allocatableBytes: allocatable, userLimitBytes: gpuMemoryLimitBytes });
+      const asked = gpuMemoryLimitBytes === null ? target : Math.min(target, gpuMemoryLimitBytes);
+      const allocatable = await guarded(() => measureAllocatable(g.device, asked));
+      allocatableKnown.set(packId, { bytes: allocatable, reachedTarget: allocatable >= asked });
+      decision = decideCapacity(needs, { features: g.report.features, limits: limitsOf(g), allocatableBytes: allocatable, userLimitBytes: gpuMemoryLimitBytes });
     }
     capacityCache.set(key, decision);
     return decision;
+  }
+
+  /**
+   * The activation check for one request: peak buffers against the (possibly capped) adapter limits, and weights
+   * plus activations against the budget. The probe measured only up to what the weights need; a larger need is
+   * measured now, up to that need (never more), before it is judged.
+   */
+  async function checkActivations(packId: string, shape: { batch: number; width: number; height: number; textLength: number; clipLength: number; vaeScaleFactor: number }): Promise<ActivationDecision | null> {
+    if ((deps.target ?? 'webgpu') !== 'webgpu') return null;
+    const decision = await decideFor(packId);
+    if (!decision.plan) return null;
+    const g = await gpu();
+    let archs = archsCache.get(packId);
+    if (!archs) {
+      archs = openInstalledPack(packId, storeOpt).then((s) => packActivationArchs(s));
+      archsCache.set(packId, archs);
+      archs.catch(() => archsCache.delete(packId));
+    }
+    const source = await openInstalledPack(packId, storeOpt);
+    const weights = weightsDuring(decision.plan, packNeeds(source.manifest));
+    const model = { archs: await archs, t5Length: shape.textLength, clipLength: shape.clipLength, vaeScaleFactor: shape.vaeScaleFactor };
+    const r = { batch: shape.batch, width: shape.width, height: shape.height };
+    let budget = decision.budgetBytes;
+    const known = allocatableKnown.get(packId);
+    const need = activationMemoryNeed(model, r, weights);
+    if (budget !== null && need > budget && known?.reachedTarget) {
+      const asked = gpuMemoryLimitBytes === null ? need : Math.min(need, gpuMemoryLimitBytes);
+      if (asked > known.bytes) {
+        const got = await guarded(() => measureAllocatable(g.device, asked));
+        allocatableKnown.set(packId, { bytes: Math.max(got, known.bytes), reachedTarget: got >= asked });
+      }
+      budget = Math.min(allocatableKnown.get(packId)!.bytes, gpuMemoryLimitBytes ?? Infinity);
+    }
+    const limits = limitsOf(g);
+    return decideActivations(model, r, { maxBufferSize: limits.maxBufferSize ?? Infinity, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize ?? Infinity, budgetBytes: budget }, weights);
   }
 
   /** One install at a time per worker; cancelInstall aborts it. */
@@ -271,7 +356,14 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
       generations.add(controller);
       try {
         const e = engine;
-        const result = await guarded(() => e.generate(input, { signal: controller.signal, ...(onProgress ? { onProgress } : {}) }));
+        const packId = e.info?.packId ?? null;
+        // Refuse a size that cannot fit before any GPU work, with the field and the numbers.
+        const admit = async (s: GenerationShape) => {
+          if (!packId) return;
+          const d = await checkActivations(packId, { batch: s.batch, width: s.width, height: s.height, textLength: s.textLength, clipLength: s.config.clipMaxLength, vaeScaleFactor: s.config.vaeScaleFactor });
+          if (d && !d.fits) throw activationError(d);
+        };
+        const result = await guarded(() => e.generate(input, { signal: controller.signal, admit, ...(onProgress ? { onProgress } : {}) }));
         return Comlink.transfer(result, result.images.map((i) => i.bytes.buffer as ArrayBuffer));
       } finally {
         generations.delete(controller);
@@ -289,6 +381,20 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
 
     probeCapacity: (packId) => decideFor(packId),
 
+    async checkRequest(packId, input) {
+      const loaded = engine?.info?.packId === packId ? engine.info.config : null;
+      const config = loaded ?? resolveModelConfig((await openInstalledPack(packId, storeOpt)).manifest.config);
+      const r = validateRequest(input, config);
+      return checkActivations(packId, {
+        batch: r.numImages,
+        width: r.width,
+        height: r.height,
+        textLength: r.promptEmbeds?.dims[1] ?? config.t5MaxLength,
+        clipLength: config.clipMaxLength,
+        vaeScaleFactor: config.vaeScaleFactor,
+      });
+    },
+
     setGpuMemoryLimit(bytes) {
       if (bytes !== null && !(Number.isFinite(bytes) && bytes > 0)) throw new FluxError('invalid_input', 'gpuMemoryLimit: must be a positive number of bytes or null', { field: 'gpuMemoryLimit' });
       gpuMemoryLimitBytes = bytes;
@@ -302,6 +408,16 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     async injectGpuFailureForTesting(kind) {
       await gpu();
       health!.injectForTesting(kind);
+    },
+
+    capLimitsForTesting(limits) {
+      limitCaps = limits ? { ...limits } : null;
+    },
+
+    setTimingSyncForTesting(mode) {
+      if (mode !== 'submitted' && mode !== 'readback' && mode !== 'none') throw new FluxError('invalid_input', `timingSync: must be "submitted", "readback" or "none", got ${JSON.stringify(mode)}`, { field: 'timingSync' });
+      timingSync = mode;
+      engine?.setTimingSync(mode);
     },
   };
 }
