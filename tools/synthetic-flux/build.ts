@@ -7,12 +7,21 @@
  * hidden_states [B,S,64], encoder_hidden_states [B,L,4096], pooled_projections [B,768], timestep [B] (σ),
  * img_ids [S,3], txt_ids [L,3] → latent [B,S,64].
  *
+ * `buildSyntheticSet` writes the whole FLUX.1 [schnell] set beside it (encoders.ts: T5-XXL, CLIP-L, the FLUX VAE
+ * decoder; the toy tokenizers with the real tokenizer.json structures), at `--depth slice` (1 double + 1 single
+ * block, 1 T5 layer; everything else full size) or `--depth full` (19 + 38 blocks, 24 T5 layers: ~12 B params,
+ * 24 GB as bf16 — meant for GPU machines). It checks the free disk space first and records every weight's
+ * (name, dims, std, mean) in `weights.json` for bench/device/flux_torch.py.
+ *
+ *   npx tsx tools/synthetic-flux/build.ts --set --depth slice|full --out <dir> [--fp32] [--small] [--seed S]
  *   npx tsx tools/synthetic-flux/build.ts --out /tmp/synth/model.onnx [--double 1] [--single 1] [--small] [--bf16]
  */
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { cpSync, mkdirSync, statfsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { attr, DT, onnx, valueInfo, type AttrValue, type NodeProto, type TensorProto } from '../../src/convert/onnx.js';
+import { DT, valueInfo } from '../../src/convert/onnx.js';
+import { buildClip, buildT5, buildVaeDecoder, CLIP_L, CLIP_SMALL, FLUX_VAE, T5_SMALL, T5_XXL, VAE_SMALL, type ClipDims, type ComponentResult, type T5Dims, type VaeDims } from './encoders.js';
+import { GraphBuilder, type WeightSpec } from './graph.js';
 
 export interface SyntheticFluxConfig {
   hidden: number;
@@ -39,111 +48,18 @@ export const SMALL_FLUX_DIMS: SyntheticFluxConfig = {
   hidden: 64, heads: 2, headDim: 32, mlp: 256, jointDim: 128, pooledDim: 64, inChannels: 64, axes: [8, 12, 12], double: 1, single: 1, seed: 1,
 };
 
-class GraphBuilder {
-  nodes: NodeProto[] = [];
-  inits: TensorProto[] = [];
-  private n = 0;
-  private fd: number;
-  private offset = 0;
-  private rng: number;
-  weightBytes = 0;
-  private readonly chunk = new Float32Array(1 << 22);
-
-  constructor(
-    private readonly dataPath: string,
-    private readonly location: string,
-    seed: number,
-    readonly floatType: number = DT.FLOAT,
-  ) {
-    this.fd = openSync(dataPath, 'w');
-    this.rng = (seed * 2654435761) >>> 0 || 1;
-  }
-
-  op(type: string, inputs: string[], attrs: Record<string, AttrValue> = {}, name?: string, outputs = 1): string[] {
-    const id = ++this.n;
-    const base = name ?? `/${type}_${id}`;
-    const outs = Array.from({ length: outputs }, (_, i) => `${base}_output_${i}`);
-    this.nodes.push({ opType: type, name: base, input: inputs, output: outs, attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)) });
-    return outs;
-  }
-  op1(type: string, inputs: string[], attrs: Record<string, AttrValue> = {}, name?: string): string {
-    return this.op(type, inputs, attrs, name)[0]!;
-  }
-
-  /** Random uniform weights with the given std, written in chunks to the external-data file. */
-  weight(name: string, dims: number[], std: number, mean = 0): string {
-    const count = dims.reduce((a, b) => a * b, 1);
-    const a = std * Math.sqrt(3);
-    let s = this.rng;
-    const c = this.chunk;
-    for (let done = 0; done < count; ) {
-      const n = Math.min(c.length, count - done);
-      for (let i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >>> 17;
-        s ^= s << 5;
-        c[i] = mean + a * ((s >>> 0) / 2147483648 - 1);
-      }
-      const bytes = this.encode(c.subarray(0, n));
-      let w = 0;
-      while (w < bytes.length) w += writeSync(this.fd, bytes, w, bytes.length - w, this.offset + w);
-      this.offset += bytes.length;
-      done += n;
-    }
-    this.rng = s >>> 0 || 1;
-    const size = this.floatType === DT.BFLOAT16 ? 2 : 4;
-    this.inits.push({
-      name, dims, dataType: this.floatType, dataLocation: 1,
-      externalData: [
-        { key: 'location', value: this.location },
-        { key: 'offset', value: String(this.offset - count * size) },
-        { key: 'length', value: String(count * size) },
-      ],
-    });
-    this.weightBytes += count * size;
-    return name;
-  }
-
-  /** fp32 values as the model's float type (bf16: round to nearest even). */
-  encode(values: Float32Array): Uint8Array {
-    if (this.floatType === DT.FLOAT) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
-    const out = new Uint16Array(values.length);
-    for (let i = 0; i < u.length; i++) {
-      const x = u[i]!;
-      out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-    }
-    return new Uint8Array(out.buffer);
-  }
-
-  constF(name: string, values: number[] | Float32Array, dims: number[]): string {
-    this.inits.push({ name, dims, dataType: this.floatType, rawData: new Uint8Array(this.encode(Float32Array.from(values))) });
-    return name;
-  }
-  constI(name: string, values: number[], dims: number[] = [values.length]): string {
-    this.inits.push({ name, dims, dataType: DT.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
-    return name;
-  }
-
-  close(): void {
-    closeSync(this.fd);
-  }
-}
-
 export interface BuildResult {
   modelPath: string;
   dataPath: string;
   weightBytes: number;
   params: number;
+  weights: WeightSpec[];
 }
 
-/** Write `<out>` (graph) and `<out>.data` (weights). */
-export function buildSyntheticFlux(out: string, cfg: SyntheticFluxConfig = REAL_FLUX_DIMS): BuildResult {
-  const modelPath = resolve(out);
-  mkdirSync(dirname(modelPath), { recursive: true });
-  const location = `${basename(modelPath)}.data`;
+/** Write `<out>` (graph) and `<out>.data` (weights); `dryRun` only counts. */
+export function buildSyntheticFlux(out: string, cfg: SyntheticFluxConfig = REAL_FLUX_DIMS, dryRun = false): BuildResult {
   const FT = cfg.dtype === 'bfloat16' ? DT.BFLOAT16 : DT.FLOAT;
-  const b = new GraphBuilder(`${modelPath}.data`, location, cfg.seed, FT);
+  const b = new GraphBuilder(out, cfg.seed, FT, dryRun);
   const D = cfg.hidden;
   const H = cfg.heads;
   const d = cfg.headDim;
@@ -280,45 +196,137 @@ export function buildSyntheticFlux(out: string, cfg: SyntheticFluxConfig = REAL_
   const y = modulate(img, shift, scale);
   const out0 = linear3(y, 'proj_out', D, cfg.inChannels, 0.5);
   b.nodes.push({ opType: 'Identity', name: '/output', input: [out0], output: ['latent'] });
-  b.close();
+  b.finish(
+    'synthetic_flux_transformer',
+    [
+      valueInfo('hidden_states', FT, ['B', 'S', cfg.inChannels]),
+      valueInfo('encoder_hidden_states', FT, ['B', 'L', cfg.jointDim]),
+      valueInfo('pooled_projections', FT, ['B', cfg.pooledDim]),
+      valueInfo('timestep', FT, ['B']),
+      valueInfo('img_ids', FT, ['S', 3]),
+      valueInfo('txt_ids', FT, ['L', 3]),
+    ],
+    [valueInfo('latent', FT, ['B', 'S', cfg.inChannels])],
+  );
+  return { modelPath: b.modelPath, dataPath: b.dataPath, weightBytes: b.weightBytes, params: b.params, weights: b.weights };
+}
 
-  const model = {
-    irVersion: 8,
-    producerName: 'flux-webgpu synthetic-flux',
-    opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'synthetic_flux_transformer',
-      node: b.nodes,
-      initializer: b.inits,
-      input: [
-        valueInfo('hidden_states', FT, ['B', 'S', cfg.inChannels]),
-        valueInfo('encoder_hidden_states', FT, ['B', 'L', cfg.jointDim]),
-        valueInfo('pooled_projections', FT, ['B', cfg.pooledDim]),
-        valueInfo('timestep', FT, ['B']),
-        valueInfo('img_ids', FT, ['S', 3]),
-        valueInfo('txt_ids', FT, ['L', 3]),
-      ],
-      output: [valueInfo('latent', FT, ['B', 'S', cfg.inChannels])],
-    },
-  };
-  writeFileSync(modelPath, onnx.ModelProto.encode(onnx.ModelProto.fromObject(model)).finish());
-  return { modelPath, dataPath: `${modelPath}.data`, weightBytes: b.weightBytes, params: b.weightBytes / 4 };
+
+export type SyntheticDepth = 'slice' | 'full';
+export const DEPTHS: Record<SyntheticDepth, { double: number; single: number; t5Layers: number }> = {
+  slice: { double: 1, single: 1, t5Layers: 1 },
+  full: { double: 19, single: 38, t5Layers: 24 },
+};
+
+export interface SetOptions {
+  depth: SyntheticDepth;
+  /** Test-size dimensions of every component (same structure). */
+  small?: boolean;
+  /** bfloat16 like BFL's export (default), or float32. */
+  dtype?: 'float32' | 'bfloat16';
+  seed?: number;
+  /** Only count (for the disk check and reports). */
+  dryRun?: boolean;
+  /** Free bytes to leave on the disk beyond the set (default 2 GiB). */
+  reserveBytes?: number;
+}
+
+export interface SyntheticSet {
+  dir: string;
+  transformer: ComponentResult;
+  t5: ComponentResult;
+  clip: ComponentResult;
+  vae_decoder: ComponentResult;
+  /** Folder with tokenizer/ (CLIP BPE) and tokenizer_2/ (T5 Unigram). */
+  tokenizers: string;
+  weightBytes: number;
+  params: number;
+  config: { depth: SyntheticDepth; dtype: string; seed: number; transformer: SyntheticFluxConfig; t5: T5Dims; clip: ClipDims; vae: VaeDims };
+}
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const TOY_TOKENIZERS = join(ROOT, 'public/packs/flux-test-tiny');
+
+/**
+ * The four FLUX.1 [schnell] components with seeded random weights, streamed to `<dir>/<component>/model.onnx(.data)`,
+ * plus `<dir>/tokenizers/` and `<dir>/weights.json`. Refuses to start when the disk has too little space.
+ */
+export function buildSyntheticSet(dir: string, o: SetOptions): SyntheticSet {
+  const seed = o.seed ?? 1;
+  const dtype = o.dtype ?? 'bfloat16';
+  const FT = dtype === 'bfloat16' ? DT.BFLOAT16 : DT.FLOAT;
+  const d = DEPTHS[o.depth];
+  if (!d) throw new Error(`--depth must be slice or full, got ${String(o.depth)}`);
+  const transformer: SyntheticFluxConfig = { ...(o.small ? SMALL_FLUX_DIMS : REAL_FLUX_DIMS), double: d.double, single: d.single, seed, dtype };
+  const t5: T5Dims = { ...(o.small ? T5_SMALL : T5_XXL), layers: d.t5Layers };
+  const clip = o.small ? CLIP_SMALL : CLIP_L;
+  const vae = o.small ? VAE_SMALL : FLUX_VAE;
+  const config = { depth: o.depth, dtype, seed, transformer, t5, clip, vae };
+  // Each component gets its own seed stream (weights differ even where names coincide).
+  const make = (dry: boolean) => ({
+    transformer: buildSyntheticFlux(join(dir, 'transformer/model.onnx'), { ...transformer, seed }, dry),
+    t5: buildT5(join(dir, 't5/model.onnx'), t5, seed + 1, FT, dry),
+    clip: buildClip(join(dir, 'clip/model.onnx'), clip, seed + 2, FT, dry),
+    vae_decoder: buildVaeDecoder(join(dir, 'vae_decoder/model.onnx'), vae, seed + 3, FT, dry),
+  });
+  const sizes = make(true);
+  const weightBytes = Object.values(sizes).reduce((s, c) => s + c.weightBytes, 0);
+  const params = Object.values(sizes).reduce((s, c) => s + c.params, 0);
+  if (o.dryRun) return { dir, ...sizes, tokenizers: join(dir, 'tokenizers'), weightBytes, params, config };
+
+  mkdirSync(dir, { recursive: true });
+  const fs = statfsSync(dir);
+  const free = fs.bavail * fs.bsize;
+  const reserve = o.reserveBytes ?? 2 * 2 ** 30;
+  if (free < weightBytes + reserve)
+    throw new Error(`synthetic-flux: ${dir} has ${(free / 2 ** 30).toFixed(1)} GiB free; the ${o.depth} set needs ${(weightBytes / 2 ** 30).toFixed(1)} GiB + ${(reserve / 2 ** 30).toFixed(0)} GiB reserve`);
+  const built = make(false);
+  const tokenizers = join(dir, 'tokenizers');
+  for (const t of ['tokenizer', 'tokenizer_2']) cpSync(join(TOY_TOKENIZERS, t), join(tokenizers, t), { recursive: true });
+  writeFileSync(
+    join(dir, 'weights.json'),
+    JSON.stringify({
+      generator: 'flux-webgpu synthetic-flux',
+      rng: 'u = fmix32(i·0x9E3779B9 + fmix32(fnv1a(name) ^ fmix32(componentSeed))) / 2^32; w = mean + std·√3·(2u − 1), float32, then bf16 RNE',
+      config,
+      seeds: { transformer: seed, t5: seed + 1, clip: seed + 2, vae_decoder: seed + 3 },
+      components: Object.fromEntries(Object.entries(built).map(([k, c]) => [k, c.weights])),
+    }),
+  );
+  return { dir, ...built, tokenizers, weightBytes, params, config };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
   const { values } = parseArgs({
-    options: { out: { type: 'string' }, double: { type: 'string' }, single: { type: 'string' }, small: { type: 'boolean' }, seed: { type: 'string' }, bf16: { type: 'boolean' } },
+    options: {
+      out: { type: 'string' }, set: { type: 'boolean' }, depth: { type: 'string', default: 'slice' }, fp32: { type: 'boolean' }, 'dry-run': { type: 'boolean' },
+      double: { type: 'string' }, single: { type: 'string' }, small: { type: 'boolean' }, seed: { type: 'string' }, bf16: { type: 'boolean' },
+    },
   });
   if (!values.out) {
-    process.stderr.write('usage: npx tsx tools/synthetic-flux/build.ts --out <model.onnx> [--double N] [--single M] [--small] [--seed S] [--bf16]\n');
+    process.stderr.write(
+      'usage: npx tsx tools/synthetic-flux/build.ts --set --depth slice|full --out <dir> [--fp32] [--small] [--seed S] [--dry-run]\n' +
+        '       npx tsx tools/synthetic-flux/build.ts --out <model.onnx> [--double N] [--single M] [--small] [--seed S] [--bf16]   (transformer only)\n',
+    );
     process.exit(2);
   }
-  const cfg = { ...(values.small ? SMALL_FLUX_DIMS : REAL_FLUX_DIMS) };
-  if (values.double) cfg.double = Number(values.double);
-  if (values.single) cfg.single = Number(values.single);
-  if (values.seed) cfg.seed = Number(values.seed);
-  if (values.bf16) cfg.dtype = 'bfloat16';
+  const seed = values.seed ? Number(values.seed) : 1;
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${values.seed}`);
   const t0 = performance.now();
-  const r = buildSyntheticFlux(values.out, cfg);
-  process.stdout.write(`wrote ${r.modelPath} + ${r.dataPath}: ${(r.params / 1e6).toFixed(1)} M params, ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  if (values.set) {
+    const depth = values.depth as SyntheticDepth;
+    if (!(depth in DEPTHS)) throw new Error(`--depth must be slice or full, got ${values.depth}`);
+    const r = buildSyntheticSet(values.out, { depth, small: values.small, dtype: values.fp32 ? 'float32' : 'bfloat16', seed, dryRun: values['dry-run'] });
+    for (const c of ['transformer', 't5', 'clip', 'vae_decoder'] as const)
+      process.stdout.write(`${c.padEnd(12)} ${(r[c].params / 1e6).toFixed(1).padStart(8)} M params  ${(r[c].weightBytes / 2 ** 30).toFixed(2).padStart(6)} GiB\n`);
+    process.stdout.write(`${values['dry-run'] ? 'would write' : 'wrote'} ${r.dir}: ${(r.params / 1e9).toFixed(2)} B params, ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB (${r.config.dtype}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  } else {
+    const cfg = { ...(values.small ? SMALL_FLUX_DIMS : REAL_FLUX_DIMS) };
+    if (values.double) cfg.double = Number(values.double);
+    if (values.single) cfg.single = Number(values.single);
+    cfg.seed = seed;
+    if (values.bf16) cfg.dtype = 'bfloat16';
+    const r = buildSyntheticFlux(values.out, cfg);
+    process.stdout.write(`wrote ${r.modelPath} + ${r.dataPath}: ${(r.params / 1e6).toFixed(1)} M params, ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  }
 }
