@@ -80,7 +80,7 @@ export async function refreshRoute(): Promise<void> {
     if (seq !== routeSeq) return;
     ui.route.textContent = r.target === 'local' ? `This device — ${r.reason}.` : `fal (remote) — ${r.reason}.`;
     ui.route.dataset.target = r.target;
-    const max = r.target === 'local' ? (app.client.loadedModel?.config.maxSteps ?? 4) : ENDPOINT_SCHEMAS[id].steps.max;
+    const max = r.target === 'local' ? (app.client.loadedModel?.config.maxSteps ?? ENDPOINT_SCHEMAS[id].steps.max) : ENDPOINT_SCHEMAS[id].steps.max;
     ui.steps.max = String(max);
     if (ui.steps.dataset.endpoint !== id) {
       if (ui.steps.dataset.endpoint !== undefined || ui.steps.value === '') {

@@ -8,7 +8,7 @@ import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FluxEngine, type FluxEngineResult } from '../engine/flux-engine.js';
 import { FluxError, invalidInput, isFluxError } from '../errors.js';
-import { configValueProblem, type FluxModelConfig } from '../pipeline/config.js';
+import { configValueProblem, type FluxModelConfig, type NumericConfigKey } from '../pipeline/config.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
 import { isImageSizePreset } from '../pipeline/image-size.js';
 import { componentGraphs as componentGraphsOf } from '../pack/manifest.js';
@@ -202,7 +202,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   }
 
   const configOverrides: Partial<FluxModelConfig> = {};
-  const cfg = (flag: string, key: keyof FluxModelConfig) => {
+  const cfg = (flag: string, key: NumericConfigKey) => {
     const v = num(values[flag as keyof typeof values] as string | undefined, `--${flag}`);
     if (v !== undefined) {
       // The same bounds as a manifest's config (src/pipeline/config.ts).

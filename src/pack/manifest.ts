@@ -3,7 +3,7 @@
  * worker and CLI all read. Format documented in docs/model-pack.md; this file is its validator.
  */
 import { FluxError } from '../errors.js';
-import { configValueProblem, type FluxModelConfig } from '../pipeline/config.js';
+import { configValueProblem, FLUX_SCHNELL_CONFIG, type FluxModelConfig, type NumericConfigKey } from '../pipeline/config.js';
 import { parseSafetyCheckerConfig, SAFETY_CONFIG_KEYS, type SafetyCheckerConfig } from './safety-checker.js';
 
 export const MANIFEST_FORMAT = 'flux-webgpu-pack';
@@ -116,7 +116,7 @@ export const COMPONENT_ROLES: Record<ComponentName, { inputs: readonly string[];
   safety_checker: { inputs: ['pixel_values'], outputs: ['logits'] },
 };
 
-const CONFIG_KEYS: readonly (keyof FluxModelConfig)[] = [
+const CONFIG_KEYS: readonly NumericConfigKey[] = [
   'latentChannels',
   'vaeScaleFactor',
   'vaeScalingFactor',
@@ -274,9 +274,21 @@ export function parseManifest(json: unknown): PackManifest {
   if (json.config !== undefined) {
     if (!isObject(json.config)) throw bad('must be an object', 'config');
     for (const [k, v] of Object.entries(json.config)) {
-      if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw bad(`unknown key; expected one of ${CONFIG_KEYS.join(', ')}`, `config.${k}`);
-      const problem = configValueProblem(k as keyof FluxModelConfig, v);
+      if (k === 'maxStepsReason') {
+        if (typeof v !== 'string' || v.trim() === '') throw bad('must be a non-empty string', 'config.maxStepsReason');
+        continue;
+      }
+      if (!(CONFIG_KEYS as readonly string[]).includes(k)) throw bad(`unknown key; expected one of ${CONFIG_KEYS.join(', ')}, maxStepsReason`, `config.${k}`);
+      const problem = configValueProblem(k as NumericConfigKey, v);
       if (problem) throw bad(problem, `config.${k}`);
+    }
+    const { maxSteps, defaultSteps, maxStepsReason } = json.config as Partial<FluxModelConfig>;
+    // fal's schnell takes 1–12 steps; a pack that runs fewer must say why (the request error quotes it).
+    if (maxSteps !== undefined && maxSteps < FLUX_SCHNELL_CONFIG.maxSteps && maxStepsReason === undefined) {
+      throw bad(`${maxSteps} narrows fal's 1–${FLUX_SCHNELL_CONFIG.maxSteps} steps: add config.maxStepsReason saying why`, 'config.maxSteps');
+    }
+    if (defaultSteps !== undefined && defaultSteps > (maxSteps ?? FLUX_SCHNELL_CONFIG.maxSteps)) {
+      throw bad(`${defaultSteps} is above maxSteps ${maxSteps ?? FLUX_SCHNELL_CONFIG.maxSteps}`, 'config.defaultSteps');
     }
   }
   return json as unknown as PackManifest;

@@ -20,8 +20,10 @@ export interface FluxModelConfig {
   t5MaxLength: number;
   /** Static scheduler shift, σ' = shift·σ / (1 + (shift−1)·σ) (schnell: 1, i.e. identity). */
   schedulerShift: number;
-  /** Largest step count this pack is meant to run locally (schnell: 4). */
+  /** Largest step count this pack runs locally (schnell: 12, fal's range; the σ schedule is defined for any N). */
   maxSteps: number;
+  /** Why a pack allows fewer than fal's 12 steps; required then, and quoted when a request asks for more. */
+  maxStepsReason?: string;
   /** Step count used when a request gives none (schnell: 4). */
   defaultSteps: number;
 }
@@ -34,9 +36,12 @@ export const FLUX_SCHNELL_CONFIG: Readonly<FluxModelConfig> = Object.freeze({
   clipMaxLength: 77,
   t5MaxLength: 256,
   schedulerShift: 1,
-  maxSteps: 4,
+  maxSteps: 12,
   defaultSteps: 4,
 });
+
+/** The numeric config keys (every key but the reason text), which carry bounds. */
+export type NumericConfigKey = Exclude<keyof FluxModelConfig, 'maxStepsReason'>;
 
 /**
  * Allowed values of each config key, shared by the manifest validator and the CLI flags. Out-of-range values would
@@ -50,7 +55,7 @@ export interface ConfigBound {
   max?: number;
   powerOfTwo?: boolean;
 }
-export const MODEL_CONFIG_BOUNDS: Readonly<Record<keyof FluxModelConfig, ConfigBound>> = Object.freeze({
+export const MODEL_CONFIG_BOUNDS: Readonly<Record<NumericConfigKey, ConfigBound>> = Object.freeze({
   // FLUX.1: 16; FLUX.2 and other VAEs: up to 128.
   latentChannels: { integer: true, min: 1, max: 128 },
   // A VAE halves the size per down block: 8 for FLUX/SD, 1–16 for tiny test models.
@@ -62,12 +67,13 @@ export const MODEL_CONFIG_BOUNDS: Readonly<Record<keyof FluxModelConfig, ConfigB
   // schnell: 256, dev: 512.
   t5MaxLength: { integer: true, min: 1, max: 512 },
   schedulerShift: {},
-  maxSteps: { integer: true, min: 1, max: 100 },
-  defaultSteps: { integer: true, min: 1, max: 100 },
+  // fal's schnell range is 1–12: a pack may narrow it (with maxStepsReason), not widen it.
+  maxSteps: { integer: true, min: 1, max: 12 },
+  defaultSteps: { integer: true, min: 1, max: 12 },
 });
 
 /** Why `value` is not allowed for `key` ("must be …, got …"), or undefined when it is. */
-export function configValueProblem(key: keyof FluxModelConfig, value: unknown): string | undefined {
+export function configValueProblem(key: NumericConfigKey, value: unknown): string | undefined {
   const b = MODEL_CONFIG_BOUNDS[key];
   const ok =
     typeof value === 'number' &&

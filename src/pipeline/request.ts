@@ -5,16 +5,25 @@
 import { invalidInput } from '../errors.js';
 import type { FluxModelConfig } from './config.js';
 import {
-  DEFAULT_IMAGE_SIZE,
-  floorToMultiple,
-  IMAGE_SIZE_PRESETS,
-  isImageSizePreset,
-  MAX_IMAGE_SIDE,
-  MIN_IMAGE_SIDE,
-  type ImageSize,
-} from './image-size.js';
+  checkAcceleration,
+  checkBoolean,
+  checkGuidanceScale,
+  checkImageSize,
+  checkNumImages,
+  checkOutputFormat,
+  checkPrompt,
+  checkSeed,
+  intInRange,
+  isObject,
+  MAX_NUM_IMAGES,
+  SCHNELL_STEPS,
+  type OutputFormat,
+} from './fal-fields.js';
+import { DEFAULT_IMAGE_SIZE, floorToMultiple, IMAGE_SIZE_PRESETS, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, type ImageSize } from './image-size.js';
 import { latentSizeFor } from './latents.js';
-import { MAX_SEED, randomSeed } from './random.js';
+import { randomSeed } from './random.js';
+
+export { MAX_NUM_IMAGES, type OutputFormat };
 
 /** A float32 tensor passed by value: C-order data and its dims. */
 export interface HostTensor {
@@ -22,15 +31,13 @@ export interface HostTensor {
   dims: number[];
 }
 
-export type OutputFormat = 'jpeg' | 'png';
-
 /** Input of fal-ai/flux/schnell (docs/fal-protocol.md §4.2), as accepted for local generation. */
 export interface FluxSchnellInput {
   /** Required unless prompt_embeds and pooled_prompt_embeds are given. */
   prompt?: string;
   /** @defaultValue 'landscape_4_3' */
   image_size?: ImageSize;
-  /** 1–4 locally. @defaultValue 4 */
+  /** 1–12, as on fal (a pack may narrow it, saying why). @defaultValue 4 */
   num_inference_steps?: number;
   /** Integer in [0, 2^53−1]; random when omitted (reported back in the result). */
   seed?: number;
@@ -44,7 +51,7 @@ export interface FluxSchnellInput {
   sync_mode?: boolean;
   /** Accepted for fal compatibility; has no effect locally. */
   acceleration?: 'none' | 'regular' | 'high';
-  /** Accepted for fal compatibility; schnell has no guidance embedding, so it has no effect. */
+  /** 1–20 as on fal, which accepts it for schnell; schnell has no guidance embedding, so it has no effect. */
   guidance_scale?: number;
   /** Initial noise, unpacked [B, C, h, w] (like diffusers' `latents`). Overrides seed-derived noise. */
   latents?: HostTensor;
@@ -70,8 +77,6 @@ export const FLUX_INPUT_FIELDS: readonly (keyof FluxSchnellInput)[] = [
   'pooled_prompt_embeds',
 ];
 
-export const MAX_NUM_IMAGES = 4;
-
 /** A validated request: every default applied, sizes floored, seed chosen. */
 export interface GenerationRequest {
   prompt: string;
@@ -89,18 +94,6 @@ export interface GenerationRequest {
   latents?: HostTensor;
   promptEmbeds?: HostTensor;
   pooledPromptEmbeds?: HostTensor;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** An integer in [min, max], or invalid_input naming the field and the range (also used for fal's remote schemas). */
-export function intInRange(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidInput(field, `must be an integer between ${min} and ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
 }
 
 function checkTensor(value: unknown, field: string, rank: number, layout: string): HostTensor {
@@ -121,19 +114,19 @@ function checkTensor(value: unknown, field: string, rank: number, layout: string
 
 function resolveImageSize(value: unknown, multiple: number): { width: number; height: number } {
   if (value === undefined) return { ...IMAGE_SIZE_PRESETS[DEFAULT_IMAGE_SIZE] };
-  if (typeof value === 'string') {
-    if (!isImageSizePreset(value)) {
-      throw invalidInput('image_size', `unknown preset "${value}"; use one of ${Object.keys(IMAGE_SIZE_PRESETS).join(', ')} or {width, height}`);
-    }
-    return { ...IMAGE_SIZE_PRESETS[value] };
-  }
-  if (!isObject(value)) throw invalidInput('image_size', 'must be a preset name or an object {width, height}');
-  for (const k of Object.keys(value)) {
-    if (k !== 'width' && k !== 'height') throw invalidInput(`image_size.${k}`, 'unknown field; expected width and height');
-  }
-  const width = intInRange(value.width, 'image_size.width', MIN_IMAGE_SIDE, MAX_IMAGE_SIDE);
-  const height = intInRange(value.height, 'image_size.height', MIN_IMAGE_SIDE, MAX_IMAGE_SIDE);
-  return { width: floorToMultiple(width, multiple), height: floorToMultiple(height, multiple) };
+  // Custom sides locally: MIN_IMAGE_SIDE–MAX_IMAGE_SIDE (what a browser GPU can hold), floored to the latent grid.
+  const size = checkImageSize(value, MIN_IMAGE_SIDE, MAX_IMAGE_SIDE);
+  if (typeof size === 'string') return { ...IMAGE_SIZE_PRESETS[size] };
+  return { width: floorToMultiple(size.width, multiple), height: floorToMultiple(size.height, multiple) };
+}
+
+/**
+ * The local step range: fal's 1–12 for schnell, unless the pack's config narrows it (only with a stated reason,
+ * which the error quotes).
+ */
+function checkSteps(value: unknown, config: FluxModelConfig): number {
+  const narrowed = config.maxSteps < SCHNELL_STEPS.max;
+  return intInRange(value, 'num_inference_steps', SCHNELL_STEPS.min, config.maxSteps, narrowed ? `this model pack allows at most ${config.maxSteps}: ${config.maxStepsReason ?? 'no reason given'}` : undefined);
 }
 
 /**
@@ -159,38 +152,16 @@ export function validateRequest(input: unknown, config: FluxModelConfig, seedSou
     throw invalidInput('pooled_prompt_embeds', `batch ${pooled.dims[0]} differs from prompt_embeds batch ${promptEmbeds.dims[0]}`);
   }
 
-  let prompt = '';
-  if (input.prompt !== undefined) {
-    if (typeof input.prompt !== 'string') throw invalidInput('prompt', 'must be a string');
-    prompt = input.prompt;
-  }
-  if (!promptEmbeds && prompt.trim() === '') throw invalidInput('prompt', 'must not be empty');
+  // The prompt may be left out (or empty) only when the embeddings replace the text encoders.
+  const prompt = promptEmbeds && input.prompt === undefined ? '' : checkPrompt(input.prompt, { allowEmpty: promptEmbeds !== undefined });
 
-  const steps =
-    input.num_inference_steps === undefined ? config.defaultSteps : intInRange(input.num_inference_steps, 'num_inference_steps', 1, config.maxSteps);
-
-  let seed: number;
-  if (input.seed === undefined || input.seed === null) seed = seedSource();
-  else seed = intInRange(input.seed, 'seed', 0, MAX_SEED);
-
-  const explicitImages = input.num_images === undefined ? undefined : intInRange(input.num_images, 'num_images', 1, MAX_NUM_IMAGES);
-
-  let outputFormat: OutputFormat = 'jpeg';
-  if (input.output_format !== undefined) {
-    if (input.output_format !== 'jpeg' && input.output_format !== 'png') {
-      throw invalidInput('output_format', `must be "jpeg" or "png", got ${JSON.stringify(input.output_format)}`);
-    }
-    outputFormat = input.output_format;
-  }
-  for (const k of ['enable_safety_checker', 'sync_mode'] as const) {
-    if (input[k] !== undefined && typeof input[k] !== 'boolean') throw invalidInput(k, 'must be true or false');
-  }
-  if (input.acceleration !== undefined && !['none', 'regular', 'high'].includes(input.acceleration as string)) {
-    throw invalidInput('acceleration', 'must be "none", "regular" or "high"');
-  }
-  if (input.guidance_scale !== undefined && (typeof input.guidance_scale !== 'number' || !(input.guidance_scale >= 0 && input.guidance_scale <= 20))) {
-    throw invalidInput('guidance_scale', 'must be a number between 0 and 20 (schnell ignores it)');
-  }
+  const steps = input.num_inference_steps === undefined ? config.defaultSteps : checkSteps(input.num_inference_steps, config);
+  const seed = input.seed === undefined || input.seed === null ? seedSource() : checkSeed(input.seed);
+  const explicitImages = input.num_images === undefined ? undefined : checkNumImages(input.num_images);
+  const outputFormat: OutputFormat = input.output_format === undefined ? 'jpeg' : checkOutputFormat(input.output_format);
+  for (const k of ['enable_safety_checker', 'sync_mode'] as const) if (input[k] !== undefined) checkBoolean(input[k], k);
+  if (input.acceleration !== undefined) checkAcceleration(input.acceleration);
+  if (input.guidance_scale !== undefined) checkGuidanceScale(input.guidance_scale);
 
   // Size: from image_size, or from the latents when only they are given.
   let latents: HostTensor | undefined;

@@ -4,9 +4,21 @@
  * Ranges fal does not document are kept wide; fal's own 422 then names the field (fal-remote.ts).
  */
 import { invalidInput } from '../errors.js';
-import { IMAGE_SIZE_PRESETS, isImageSizePreset, type ImageSize } from '../pipeline/image-size.js';
-import { MAX_SEED } from '../pipeline/random.js';
-import { intInRange, MAX_NUM_IMAGES } from '../pipeline/request.js';
+import {
+  checkAcceleration,
+  checkBoolean,
+  checkGuidanceScale,
+  checkImageSize,
+  checkNumImages,
+  checkOutputFormat,
+  checkPrompt,
+  checkSeed,
+  intInRange,
+  isObject,
+  numberInRange,
+  SCHNELL_STEPS,
+} from '../pipeline/fal-fields.js';
+import type { ImageSize } from '../pipeline/image-size.js';
 
 export const FLUX_ENDPOINTS = [
   'fal-ai/flux/schnell',
@@ -45,7 +57,7 @@ interface EndpointSchema {
   prompt: 'required' | 'absent';
   imageUrl: 'required' | 'absent';
   imageSize: boolean;
-  steps: { min: number; max: number; default: number };
+  steps: { readonly min: number; readonly max: number; readonly default: number };
   guidance: boolean;
   strength: boolean;
 }
@@ -53,10 +65,10 @@ interface EndpointSchema {
 const COMMON = ['seed', 'num_images', 'enable_safety_checker', 'output_format', 'sync_mode', 'acceleration'] as const;
 
 export const ENDPOINT_SCHEMAS: Readonly<Record<FluxEndpointId, EndpointSchema>> = {
-  'fal-ai/flux/schnell': { title: 'FLUX.1 [schnell]', prompt: 'required', imageUrl: 'absent', imageSize: true, steps: { min: 1, max: 12, default: 4 }, guidance: true, strength: false },
+  'fal-ai/flux/schnell': { title: 'FLUX.1 [schnell]', prompt: 'required', imageUrl: 'absent', imageSize: true, steps: SCHNELL_STEPS, guidance: true, strength: false },
   'fal-ai/flux/dev': { title: 'FLUX.1 [dev]', prompt: 'required', imageUrl: 'absent', imageSize: true, steps: { min: 1, max: 50, default: 28 }, guidance: true, strength: false },
   'fal-ai/flux/dev/image-to-image': { title: 'FLUX.1 [dev] image-to-image', prompt: 'required', imageUrl: 'required', imageSize: false, steps: { min: 1, max: 50, default: 40 }, guidance: true, strength: true },
-  'fal-ai/flux/schnell/redux': { title: 'FLUX.1 [schnell] Redux', prompt: 'absent', imageUrl: 'required', imageSize: true, steps: { min: 1, max: 12, default: 4 }, guidance: false, strength: false },
+  'fal-ai/flux/schnell/redux': { title: 'FLUX.1 [schnell] Redux', prompt: 'absent', imageUrl: 'required', imageSize: true, steps: SCHNELL_STEPS, guidance: false, strength: false },
   'fal-ai/flux/dev/redux': { title: 'FLUX.1 [dev] Redux', prompt: 'absent', imageUrl: 'required', imageSize: true, steps: { min: 1, max: 50, default: 28 }, guidance: true, strength: false },
 };
 
@@ -76,17 +88,6 @@ export function fieldsOf(endpoint: FluxEndpointId): string[] {
     ...(s.strength ? ['strength'] : []),
     ...COMMON,
   ];
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function num(value: unknown, field: string, min: number, max: number, minExclusive = false): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || (minExclusive ? value <= min : value < min) || value > max) {
-    throw invalidInput(field, `must be a number ${minExclusive ? 'above' : 'from'} ${min} ${minExclusive ? 'up ' : ''}to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
 }
 
 function imageUrl(value: unknown): string | Blob {
@@ -123,39 +124,16 @@ export function validateRemoteInput(endpoint: FluxEndpointId, input: unknown): F
     if (!allowed.includes(k)) throw invalidInput(k, `is not an input of ${endpoint}; its inputs are ${allowed.join(', ')}`);
   }
   const out: FluxRemoteInput = {};
-  if (s.prompt === 'required') {
-    if (typeof input.prompt !== 'string' || input.prompt.trim() === '') throw invalidInput('prompt', 'must not be empty');
-    out.prompt = input.prompt;
-  }
+  if (s.prompt === 'required') out.prompt = checkPrompt(input.prompt);
   if (s.imageUrl === 'required') out.image_url = imageUrl(input.image_url);
-  if (input.image_size !== undefined) {
-    const v = input.image_size;
-    if (typeof v === 'string') {
-      if (!isImageSizePreset(v)) throw invalidInput('image_size', `unknown preset "${v}"; use one of ${Object.keys(IMAGE_SIZE_PRESETS).join(', ')} or {width, height}`);
-      out.image_size = v;
-    } else if (isObject(v)) {
-      for (const k of Object.keys(v)) if (k !== 'width' && k !== 'height') throw invalidInput(`image_size.${k}`, 'unknown field; expected width and height');
-      out.image_size = { width: intInRange(v.width, 'image_size.width', 1, MAX_REMOTE_SIDE), height: intInRange(v.height, 'image_size.height', 1, MAX_REMOTE_SIDE) };
-    } else throw invalidInput('image_size', 'must be a preset name or an object {width, height}');
-  }
+  if (input.image_size !== undefined) out.image_size = checkImageSize(input.image_size, 1, MAX_REMOTE_SIDE);
   if (input.num_inference_steps !== undefined) out.num_inference_steps = intInRange(input.num_inference_steps, 'num_inference_steps', s.steps.min, s.steps.max);
-  if (input.guidance_scale !== undefined) out.guidance_scale = num(input.guidance_scale, 'guidance_scale', 1, 20);
-  if (input.strength !== undefined) out.strength = num(input.strength, 'strength', 0, 1, true);
-  if (input.seed !== undefined && input.seed !== null) out.seed = intInRange(input.seed, 'seed', 0, MAX_SEED);
-  if (input.num_images !== undefined) out.num_images = intInRange(input.num_images, 'num_images', 1, MAX_NUM_IMAGES);
-  for (const k of ['enable_safety_checker', 'sync_mode'] as const) {
-    if (input[k] !== undefined) {
-      if (typeof input[k] !== 'boolean') throw invalidInput(k, 'must be true or false');
-      out[k] = input[k];
-    }
-  }
-  if (input.output_format !== undefined) {
-    if (input.output_format !== 'jpeg' && input.output_format !== 'png') throw invalidInput('output_format', `must be "jpeg" or "png", got ${JSON.stringify(input.output_format)}`);
-    out.output_format = input.output_format;
-  }
-  if (input.acceleration !== undefined) {
-    if (!['none', 'regular', 'high'].includes(input.acceleration as string)) throw invalidInput('acceleration', 'must be "none", "regular" or "high"');
-    out.acceleration = input.acceleration as 'none' | 'regular' | 'high';
-  }
+  if (input.guidance_scale !== undefined) out.guidance_scale = checkGuidanceScale(input.guidance_scale);
+  if (input.strength !== undefined) out.strength = numberInRange(input.strength, 'strength', 0, 1, true);
+  if (input.seed !== undefined && input.seed !== null) out.seed = checkSeed(input.seed);
+  if (input.num_images !== undefined) out.num_images = checkNumImages(input.num_images);
+  for (const k of ['enable_safety_checker', 'sync_mode'] as const) if (input[k] !== undefined) out[k] = checkBoolean(input[k], k);
+  if (input.output_format !== undefined) out.output_format = checkOutputFormat(input.output_format);
+  if (input.acceleration !== undefined) out.acceleration = checkAcceleration(input.acceleration);
   return out;
 }

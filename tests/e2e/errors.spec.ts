@@ -24,8 +24,8 @@ async function expectGenerateError(page: Page, input: unknown, code: string, mes
 }
 
 test('invalid requests name the field and the allowed range', async ({ loadedApp: page }) => {
-  await expectGenerateError(page, { prompt: 'x', num_inference_steps: 0 }, 'invalid_input', /num_inference_steps: must be an integer between 1 and 4, got 0/);
-  await expectGenerateError(page, { prompt: 'x', num_inference_steps: 13 }, 'invalid_input', /between 1 and 4, got 13/);
+  await expectGenerateError(page, { prompt: 'x', num_inference_steps: 0 }, 'invalid_input', /num_inference_steps: must be an integer between 1 and 12, got 0/);
+  await expectGenerateError(page, { prompt: 'x', num_inference_steps: 13 }, 'invalid_input', /between 1 and 12, got 13/);
   await expectGenerateError(page, { prompt: 'x', num_images: 5 }, 'invalid_input', /num_images: must be an integer between 1 and 4, got 5/);
   await expectGenerateError(page, { prompt: 'x', image_size: { width: 10, height: 64 } }, 'invalid_input', /image_size.width: must be an integer between 16 and 2048, got 10/);
   await expectGenerateError(page, { prompt: '' }, 'invalid_input', /prompt: must not be empty/);
@@ -39,7 +39,7 @@ test('the form shows errors in place and marks the field; then generation still 
   await installTestPack(page);
   await page.getByLabel('Steps').fill('13');
   await page.getByTestId('generate').click();
-  await expect(page.getByTestId('error')).toHaveText(/num_inference_steps: must be an integer between 1 and 4, got 13/);
+  await expect(page.getByTestId('error')).toHaveText(/num_inference_steps: must be an integer between 1 and 12, got 13/);
   await expect(page.getByLabel('Steps')).toHaveAttribute('aria-invalid', 'true');
   await page.getByLabel('Prompt').fill('');
   await page.getByLabel('Steps').fill('1');

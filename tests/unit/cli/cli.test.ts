@@ -107,8 +107,8 @@ describe('reproducibility', () => {
 describe('clear errors, never a crash', () => {
   const gen = (extra: string[]) => run(['generate', '--pack', TEST_PACK_DIR, '--prompt', 'x', '--out', join(tmp, 'e.png'), ...extra]);
   it.each([
-    [['--steps', '0'], /num_inference_steps: must be an integer between 1 and 4, got 0/],
-    [['--steps', '13'], /num_inference_steps: must be an integer between 1 and 4, got 13/],
+    [['--steps', '0'], /num_inference_steps: must be an integer between 1 and 12, got 0/],
+    [['--steps', '13'], /num_inference_steps: must be an integer between 1 and 12, got 13/],
     [['--num-images', '5'], /num_images: must be an integer between 1 and 4, got 5/],
     [['--width', '10', '--height', '64'], /image_size.width: must be an integer between 16 and 2048, got 10/],
     [['--image-size', 'huge'], /image_size: unknown preset "huge"/],

@@ -43,5 +43,15 @@ describe('parseManifest', () => {
     [(m: any) => delete m.tokenizers, 'tokenizers.clip', /come together/],
     [(m: any) => (m.config = { latentChannels: 0 }), 'config.latentChannels', /positive/],
     [(m: any) => (m.config = { guidance: 3 }), 'config.guidance', /unknown key/],
+    [(m: any) => (m.config = { maxSteps: 4 }), 'config.maxSteps', /narrows fal's 1–12 steps: add config.maxStepsReason/],
+    [(m: any) => (m.config = { maxSteps: 13 }), 'config.maxSteps', /between 1 and 12, got 13/],
+    [(m: any) => (m.config = { maxSteps: 4, maxStepsReason: '' }), 'config.maxStepsReason', /non-empty string/],
+    [(m: any) => (m.config = { maxSteps: 4, maxStepsReason: 'x', defaultSteps: 5 }), 'config.defaultSteps', /above maxSteps 4/],
   ])('%#: rejects with a field-specific message', (edit, field, message) => expectBad(edit, field, message));
+
+  it('a pack may narrow the step range when it says why', () => {
+    const m = testManifest();
+    m.config = { maxSteps: 4, maxStepsReason: 'trained for at most 4 steps' };
+    expect(parseManifest(m).config).toEqual({ maxSteps: 4, maxStepsReason: 'trained for at most 4 steps' });
+  });
 });

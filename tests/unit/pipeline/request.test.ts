@@ -3,6 +3,8 @@ import { expectFluxError } from '../../support/errors.js';
 import { FLUX_SCHNELL_CONFIG, resolveModelConfig } from '../../../src/pipeline/config.js';
 import { IMAGE_SIZE_PRESETS } from '../../../src/pipeline/image-size.js';
 import { validateRequest } from '../../../src/pipeline/request.js';
+import { validateRemoteInput } from '../../../src/remote/endpoints.js';
+import { FluxError } from '../../../src/errors.js';
 
 const cfg = FLUX_SCHNELL_CONFIG;
 const seed = () => 777;
@@ -44,8 +46,8 @@ describe('validateRequest: defaults (fal-ai/flux/schnell)', () => {
 
 describe('validateRequest: bad input names the field and the range', () => {
   it.each([
-    [{ prompt: 'x', num_inference_steps: 0 }, 'num_inference_steps', /between 1 and 4/],
-    [{ prompt: 'x', num_inference_steps: 13 }, 'num_inference_steps', /between 1 and 4/],
+    [{ prompt: 'x', num_inference_steps: 0 }, 'num_inference_steps', /between 1 and 12, got 0/],
+    [{ prompt: 'x', num_inference_steps: 13 }, 'num_inference_steps', /between 1 and 12, got 13/],
     [{ prompt: 'x', num_inference_steps: 2.5 }, 'num_inference_steps', /integer/],
     [{ prompt: 'x', num_images: 5 }, 'num_images', /between 1 and 4/],
     [{ prompt: 'x', num_images: 0 }, 'num_images', /between 1 and 4/],
@@ -95,5 +97,55 @@ describe('validateRequest: reference tensors (diffusers-style)', () => {
     const tiny = resolveModelConfig({ latentChannels: 1, vaeScaleFactor: 1 });
     const r = validateRequest({ prompt: 'x', latents: tensor([1, 1, 8, 8]) }, tiny, seed);
     expect([r.width, r.height]).toEqual([8, 8]);
+  });
+});
+
+describe("fal's schnell ranges, one validator for both paths", () => {
+  const shared: [Record<string, unknown>, string][] = [
+    [{ prompt: 'x', num_inference_steps: 13 }, 'num_inference_steps'],
+    [{ prompt: 'x', num_inference_steps: 0 }, 'num_inference_steps'],
+    [{ prompt: 'x', guidance_scale: 0 }, 'guidance_scale'],
+    [{ prompt: 'x', guidance_scale: 20.5 }, 'guidance_scale'],
+    [{ prompt: 'x', guidance_scale: '3' }, 'guidance_scale'],
+    [{ prompt: 'x', num_images: 5 }, 'num_images'],
+    [{ prompt: 'x', seed: -1 }, 'seed'],
+    [{ prompt: 'x', output_format: 'gif' }, 'output_format'],
+    [{ prompt: 'x', sync_mode: 1 }, 'sync_mode'],
+    [{ prompt: 'x', enable_safety_checker: 'no' }, 'enable_safety_checker'],
+    [{ prompt: 'x', acceleration: 'max' }, 'acceleration'],
+    [{ prompt: 'x', image_size: 'huge' }, 'image_size'],
+    [{ prompt: 'x', image_size: { width: 512, height: 512, d: 1 } }, 'image_size.d'],
+    [{ prompt: '  ' }, 'prompt'],
+    [{ prompt: 7 }, 'prompt'],
+  ];
+  it.each(shared)('%j is refused locally and for fal with the same message', (input, field) => {
+    let local: unknown;
+    let remote: unknown;
+    try {
+      validateRequest(input, cfg, seed);
+    } catch (e) {
+      local = e;
+    }
+    try {
+      validateRemoteInput('fal-ai/flux/schnell', input);
+    } catch (e) {
+      remote = e;
+    }
+    expect(local).toBeInstanceOf(FluxError);
+    expect((local as FluxError).field).toBe(field);
+    expect((remote as FluxError).message).toBe((local as FluxError).message);
+  });
+
+  it('accepts 1–12 steps and guidance 1–20 (ignored by schnell) like fal', () => {
+    expect(validateRequest({ prompt: 'x', num_inference_steps: 12 }, cfg, seed).steps).toBe(12);
+    expect(validateRequest({ prompt: 'x', num_inference_steps: 1, guidance_scale: 1 }, cfg, seed).steps).toBe(1);
+    expect(validateRemoteInput('fal-ai/flux/schnell', { prompt: 'x', num_inference_steps: 12, guidance_scale: 20 })).toMatchObject({ num_inference_steps: 12 });
+    expectInvalid({ prompt: 'x', num_inference_steps: 13 }, 'num_inference_steps', /^num_inference_steps: must be an integer between 1 and 12, got 13$/);
+  });
+
+  it('a pack that narrows the range is quoted with its reason', () => {
+    const narrow = resolveModelConfig({ maxSteps: 6, maxStepsReason: 'distilled for at most 6 steps' });
+    expectFluxError(() => validateRequest({ prompt: 'x', num_inference_steps: 7 }, narrow, seed), 'invalid_input', 'num_inference_steps', /between 1 and 6 \(this model pack allows at most 6: distilled for at most 6 steps\), got 7/);
+    expect(validateRequest({ prompt: 'x', num_inference_steps: 6 }, narrow, seed).steps).toBe(6);
   });
 });
