@@ -4,7 +4,7 @@
  * decision and its reason before anything runs.
  */
 import { FluxError } from '../errors.js';
-import type { CapacityDecision } from '../runtime/capacity.js';
+import type { ActivationDecision, CapacityDecision } from '../runtime/capacity.js';
 import { ENDPOINT_SCHEMAS, type FluxEndpointId } from '../remote/endpoints.js';
 
 /** `auto`: local when the device can, else remote. `local`/`remote`: the user's override. */
@@ -28,6 +28,8 @@ export interface LocalAvailability {
   packId: string | null;
   /** The capacity probe's decision for that pack, if it was probed. */
   capacity: CapacityDecision | null;
+  /** Whether this request's batch and image size fit the GPU (activation buffers and memory), if checked. */
+  request?: ActivationDecision | null;
 }
 
 export const LOCAL_ENDPOINT: FluxEndpointId = 'fal-ai/flux/schnell';
@@ -67,6 +69,7 @@ function localBlocker(local: LocalAvailability | null): string | null {
   if (local.webgpuError) return `this browser has no usable WebGPU (${local.webgpuError})`;
   if (!local.packId) return 'no FLUX.1 [schnell] model is installed in this browser';
   if (local.capacity && !local.capacity.canRunLocally) return `this device lacks the capacity: ${local.capacity.reason}`;
+  if (local.request && !local.request.fits) return `this request does not fit this GPU: ${local.request.reason}`;
   return null;
 }
 
