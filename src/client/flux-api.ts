@@ -96,15 +96,15 @@ export class FluxApiClient {
   }
 
   /** Where `endpoint` would run now, and why (probes the device's capacity for schnell). */
-  async route(endpoint: FluxEndpointId, preference: RoutePreference = this.routePreference): Promise<RouteDecision> {
+  async route(endpoint: FluxEndpointId, preference: RoutePreference = this.routePreference, input?: unknown): Promise<RouteDecision> {
     if (!isFluxEndpoint(endpoint)) throw new FluxError('invalid_input', `endpoint: unknown endpoint ${JSON.stringify(endpoint)}`, { field: 'endpoint' });
-    const local = endpoint === LOCAL_ENDPOINT && preference !== 'remote' ? await this.localAvailability() : null;
+    const local = endpoint === LOCAL_ENDPOINT && preference !== 'remote' ? await this.localAvailability(input) : null;
     return decideRoute(endpoint, preference, local, this.remote !== null);
   }
 
   /** Run a request where `route` says, with fal's subscribe semantics. */
   async subscribe(endpoint: FluxEndpointId, options: SubscribeOptions): Promise<FluxResult> {
-    const route = await this.route(endpoint, options.route ?? this.routePreference);
+    const route = await this.route(endpoint, options.route ?? this.routePreference, options.input);
     if (route.target === 'local') return { ...(await this.runLocal(options)), route };
     const { onProgress, onQueueUpdate, abortSignal } = options;
     const r = await this.remote!.subscribe(endpoint, options.input, {
@@ -163,14 +163,23 @@ export class FluxApiClient {
    * WebGPU, the schnell pack that would run (the loaded one, else the first complete install), and the capacity
    * decision for it under the current GPU memory limit (the worker caches probes per pack and limit).
    */
-  private async localAvailability(): Promise<LocalAvailability> {
+  private async localAvailability(input?: unknown): Promise<LocalAvailability> {
     if (!this.local) return { webgpuError: 'local generation is disabled in this page', packId: null, capacity: null };
     const info = await this.local.info();
     if (info.webgpuError) return { webgpuError: info.webgpuError, packId: null, capacity: null };
     const packId = info.loaded?.packId ?? (await this.local.listPacks()).find((p) => p.state === 'complete')?.id ?? null;
     if (!packId) return { webgpuError: null, packId: null, capacity: null };
     try {
-      return { webgpuError: null, packId, capacity: await this.local.probeCapacity(packId) };
+      const capacity = await this.local.probeCapacity(packId);
+      // With a request: do its batch and size fit this GPU? (Input errors are reported by the run itself.)
+      const request =
+        input !== undefined && capacity.canRunLocally
+          ? await this.local.checkRequest(packId, input as FluxSchnellInput).catch((e: unknown) => {
+              if (isFluxError(e) && e.code === 'invalid_input') return null;
+              throw e;
+            })
+          : null;
+      return { webgpuError: null, packId, capacity, request };
     } catch (e) {
       if (isFluxError(e) && e.code === 'webgpu_unavailable') return { webgpuError: e.message, packId: null, capacity: null };
       throw e;

@@ -19,7 +19,7 @@ import type { LocalPackFile } from '../storage/file-installer.js';
 import type { InstallProgress } from '../storage/pack-installer.js';
 import { requestPersistence, type StorageStatus } from '../storage/storage-status.js';
 import type { FileCheck } from '../storage/sha256.js';
-import type { CapacityDecision } from '../runtime/capacity.js';
+import type { ActivationDecision, CapacityDecision } from '../runtime/capacity.js';
 import { registerErrorTransfer } from '../worker/error-transfer.js';
 import type { FluxWorkerApi, InstalledPackInfo, PackInstallCallOptions, RuntimeInfo } from '../worker/flux-worker-api.js';
 
@@ -136,6 +136,11 @@ export class FluxClient {
   /** Can this device run an installed pack locally, and with which components resident? */
   probeCapacity(packId: string): Promise<CapacityDecision> {
     return this.call(() => this.api.probeCapacity(packId));
+  }
+
+  /** Would this request's batch and image size fit this GPU with that pack (null: not checked)? */
+  checkRequest(packId: string, input: FluxSchnellInput): Promise<ActivationDecision | null> {
+    return this.call(() => this.api.checkRequest(packId, input));
   }
 
   /** Cap the GPU memory models may use (null: none); applies from the next loadPack. */
