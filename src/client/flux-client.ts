@@ -20,6 +20,7 @@ import type { InstallProgress } from '../storage/pack-installer.js';
 import { requestPersistence, type StorageStatus } from '../storage/storage-status.js';
 import type { FileCheck } from '../storage/sha256.js';
 import type { ActivationDecision, CapacityDecision } from '../runtime/capacity.js';
+import type { GpuTimingSync } from '../runtime/ort-backend.js';
 import { registerErrorTransfer } from '../worker/error-transfer.js';
 import type { FluxWorkerApi, InstalledPackInfo, PackInstallCallOptions, RuntimeInfo } from '../worker/flux-worker-api.js';
 
@@ -238,6 +239,16 @@ export class FluxClient {
   }
   injectGpuFailureForTesting(kind: 'out-of-memory' | 'validation'): Promise<void> {
     return this.call(() => this.api.injectGpuFailureForTesting(kind));
+  }
+
+  /** Make the worker's capacity checks read lower adapter limits (tests only; a new worker starts without). */
+  capLimitsForTesting(limits: { maxBufferSize?: number; maxStorageBufferBindingSize?: number } | null): Promise<void> {
+    return this.call(() => this.api.capLimitsForTesting(limits));
+  }
+
+  /** How step times wait for the GPU: 'submitted' (default), 'readback' (a hard sync) or 'none' (tests only). */
+  setTimingSyncForTesting(mode: GpuTimingSync): Promise<void> {
+    return this.call(() => this.api.setTimingSyncForTesting(mode));
   }
 
   terminate(): void {
