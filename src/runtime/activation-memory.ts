@@ -255,8 +255,10 @@ export function inferEncoderArch(component: 'clip' | 't5', graphs: readonly Onnx
       : dim0(graphs, /(^|\.)final_layer_norm\.weight$/);
   const mlpHidden = component === 'clip' ? dim0(graphs, /\.mlp\.fc1\.bias$/) : null;
   const h = hidden ?? d.hidden;
-  // Head counts are not stored as parameters; keep the real model's head width (CLIP 64, T5 64).
-  return { hidden: h, heads: Math.max(1, Math.round(h / 64)), mlpHidden: mlpHidden ?? Math.round((h * d.mlpHidden) / d.hidden), attention: attentionKind(graphs, declaredAttention) };
+  // T5 stores one relative-position bias per head ([buckets, heads]); CLIP's heads are not a parameter, so keep
+  // the real model's head width (64).
+  const t5Heads = component === 't5' ? graphs.flatMap((g) => g.initializers).find((t) => /relative_attention_bias\.weight$/.test(t.name) && t.dims.length === 2)?.dims[1] : undefined;
+  return { hidden: h, heads: t5Heads ?? Math.max(1, Math.round(h / 64)), mlpHidden: mlpHidden ?? Math.round((h * d.mlpHidden) / d.hidden), attention: attentionKind(graphs, declaredAttention) };
 }
 
 export function inferSafetyCheckerArch(graphs: readonly OnnxGraphInfo[], declaredAttention?: unknown): SafetyCheckerArch {

@@ -114,6 +114,6 @@ describe('architecture from the graphs', () => {
     expect(archs.vae_decoder.midChannels).toBe(32);
     expect(archs.vae_decoder.attention).toBe('unfused');
     expect(archs.clip?.hidden).toBe(32);
-    expect(archs.t5?.hidden).toBe(64);
+    expect(archs.t5).toMatchObject({ hidden: 64, heads: 4 }); // relative_attention_bias [32, 4]
   });
 });
