@@ -14,7 +14,7 @@ import { isImageSizePreset } from '../pipeline/image-size.js';
 import { componentGraphs as componentGraphsOf } from '../pack/manifest.js';
 import { encodeNpy, parseNpy } from './npy.js';
 import { loadSafetyCheckerConfig } from './safety-files.js';
-import { createNodeEngineEnv, sourcesFromFiles, type NodeTarget } from './node-runtime.js';
+import { checkPackTokenizers, createNodeEngineEnv, sourcesFromFiles, type NodeTarget } from './node-runtime.js';
 import { openPackDir } from './verified-pack.js';
 import { parseNumberFlag } from './args.js';
 import { checkWritableFile, checkWritableFolder } from './paths.js';
@@ -295,11 +295,17 @@ export async function generateCommand(argv: string[]): Promise<void> {
     ...(values['clip-tokenizer'] ? { clip: values['clip-tokenizer'] } : {}),
     ...(values['t5-tokenizer'] ? { t5: values['t5-tokenizer'] } : {}),
   };
-  if (pack && Object.keys(overrides).length === 0 && Object.keys(tokenizerDirs).length === 0) {
-    await engine.loadPack(pack, { configOverrides });
-  } else {
-    const sources = await sourcesFromFiles({ pack, files: overrides, tokenizerDirs, configOverrides, needText: !input.prompt_embeds, ...(safetyChecker ? { safetyChecker } : {}) });
-    await engine.loadSources(sources, pack ? `${pack.manifest.name} + overrides` : 'loose graphs');
+  try {
+    if (pack && Object.keys(overrides).length === 0 && Object.keys(tokenizerDirs).length === 0) {
+      await engine.loadPack(pack, { configOverrides });
+    } else {
+      const sources = await sourcesFromFiles({ pack, files: overrides, tokenizerDirs, configOverrides, needText: !input.prompt_embeds, ...(safetyChecker ? { safetyChecker } : {}) });
+      await engine.loadSources(sources, pack ? `${pack.manifest.name} + overrides` : 'loose graphs');
+    }
+  } catch (e) {
+    // The pack loader's tokenizer errors do not say which file; re-check the pack's tokenizer files to name it.
+    if (pack && !Object.keys(tokenizerDirs).length) await checkPackTokenizers(pack);
+    throw e;
   }
   const loadMs = performance.now() - tLoad;
   const info = engine.info!;

@@ -15,6 +15,7 @@ import { loadClipTokenizer, loadT5Tokenizer } from '../pipeline/tokenizers.js';
 import { sourcesFromPack, type BackendSources, type ComponentSource } from '../runtime/component-source.js';
 import type { OrtApi } from '../runtime/ort-api.js';
 import type { PackSource } from '../storage/pack-source.js';
+import type { FsPackSource } from '../storage/fs-pack-source.js';
 
 export type NodeTarget = 'cpu' | 'webgpu';
 
@@ -75,6 +76,34 @@ async function readTokenizerDir(dir: string, flag: string): Promise<{ json: unkn
     throw new FluxError('invalid_input', `${flag}: ${join(dir, 'tokenizer_config.json')} must hold a JSON object`, { field: flag });
   }
   return config ? { json, config: config as Record<string, unknown>, path } : { json, path };
+}
+
+/**
+ * Load a pack folder's tokenizer files the way the pack loader does, throwing an error that names the file that
+ * fails (the loader itself only says "the CLIP tokenizer"). Used to explain a failed load; returns if all load.
+ */
+export async function checkPackTokenizers(pack: FsPackSource): Promise<void> {
+  const t = pack.manifest.tokenizers;
+  if (!t?.clip || !t.t5) return;
+  const json = async (rel: string): Promise<unknown> => {
+    const path = pack.localPath(rel);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      throw new FluxError('pack_file_missing', `cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      throw new FluxError('invalid_manifest', `${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  for (const [spec, load] of [[t.clip, loadClipTokenizer], [t.t5, loadT5Tokenizer]] as const) {
+    const tok = await json(spec.tokenizer);
+    const config = spec.config ? ((await json(spec.config)) as Record<string, unknown>) : undefined;
+    load(tok, config, pack.localPath(spec.tokenizer));
+  }
 }
 
 /** Combine an optional pack with per-component graph overrides and tokenizer folders. */

@@ -5,6 +5,7 @@
  * numbers and strict .npy sizes. No error ends in a stack trace.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,6 +167,22 @@ describe('tokenizer files that do not load are named', () => {
     const name = { 'tokenizer.json': text.startsWith('{"model": {') ? 'tok-b' : 'tok-a', 'tokenizer_config.json': 'tok-c' }[file]!;
     expect(await main(loose(tok(name, file, text)))).not.toBe(0);
     expect(cli.stderr).toMatch(message);
+    expect(cli.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('a pack tokenizer that does not load is named too', () => {
+  it('tokenizer.json of a pack that parses but is not a tokenizer (manifest sizes and hashes updated)', async () => {
+    const dir = join(tmp, 'bad-tok-pack');
+    cpSync(TEST_PACK_DIR, dir, { recursive: true });
+    const bytes = Buffer.from('{"model": {"type": "nonsense"}}');
+    writeFileSync(join(dir, 'tokenizer', 'tokenizer.json'), bytes);
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    const f = m.files.find((x: { path: string }) => x.path === 'tokenizer/tokenizer.json');
+    Object.assign(f, { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    expect(await main(base(['--pack', dir, '--prompt', 'x', '--out', join(tmp, 'bt.png')]))).toBe(1);
+    expect(cli.stderr).toMatch(/Could not load the CLIP tokenizer from .*bad-tok-pack\/tokenizer\/tokenizer\.json/);
     expect(cli.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -120,6 +120,14 @@ describe('every input is checked before the first component is converted', () =>
     expectIntact();
   });
 
+  it('npm run pack: an unwritable --report-json fails before converting', async () => {
+    const code = await packMain(['--transformer', src('transformer'), '--vae-decoder', src('vae_decoder'), '--quant', 'fp32', '--out', out, '--report-json', '/sys/report.json']);
+    expect(code).toBe(1);
+    expect(cli.stderr).toMatch(/--report-json: cannot write \/sys\/report\.json/);
+    expect(cli.stderr).not.toMatch(/: reading /);
+    expectIntact();
+  });
+
   it('npm run pack: numeric flags are parsed strictly', async () => {
     for (const [flag, value] of [['--block-size', '0x20'], ['--shard-mb', '1e'], ['--recon-rows', '2.5'], ['--verify-mb', ' 8'], ['--embeddings-min', '-1']]) {
       const code = await packMain(['--transformer', src('transformer'), '--vae-decoder', src('vae_decoder'), '--quant', 'fp32', '--out', out, '--quiet', `${flag}=${value}`]);
