@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseNumberFlag, type NumberRule } from '../cli/args.js';
+import { checkWritableFile } from '../cli/paths.js';
 import { convertPack, formatResult, QUANT_MODES, type ConvertOptions, type QuantMode } from './index.js';
 
 const USAGE = `Usage: npm run pack -- --transformer <onnx> --vae-decoder <onnx> [--clip <onnx> --t5 <onnx> --tokenizers <dir>]
@@ -148,6 +149,9 @@ export async function main(argv: string[]): Promise<number> {
     set('testPack', values['test-pack'] ? true : undefined);
     set('verifyMb', num(s('verify-mb'), '--verify-mb'));
     set('reconRows', num(s('recon-rows'), '--recon-rows', { integer: true, min: 0 }));
+    // Checked before converting, so a bad path fails at once rather than after the whole conversion.
+    const reportPath = s('report-json');
+    if (reportPath) checkWritableFile(reportPath, '--report-json');
     if (!values.quiet) opts.log = (line) => process.stderr.write(line + '\n');
     const result = await convertPack(opts);
     process.stdout.write(formatResult(result) + '\n');
