@@ -5,6 +5,11 @@
  *
  * Errors cross the worker boundary with their code and fields intact (see workers/error-transfer.ts),
  * unlike Comlink's default handler, which keeps only name/message/stack.
+ *
+ * For code written against `@fal-ai/client`, a FluxError also reads like fal's errors (docs/fal-compat.md): a
+ * cancelled request has `name === 'AbortError'` (as fetch and fal's client reject), and `status`, `body`,
+ * `requestId` and `fieldErrors` follow fal's `ApiError`/`ValidationError` (an input refused before sending is a
+ * 422 with fal's `{loc, msg, type}` field errors, exactly as fal would have answered).
  */
 export type FluxErrorCode =
   | 'invalid_input' // a request field is missing, of the wrong type, or out of range
@@ -22,7 +27,8 @@ export type FluxErrorCode =
   | 'gpu_error' // WebGPU reported an error during the operation, so its result cannot be trusted
   | 'insufficient_capacity' // the capacity probe says this device cannot run the pack
   | 'not_loaded' // generate() before a pack is loaded
-  | 'cancelled' // the caller cancelled
+  | 'cancelled' // the caller cancelled (name 'AbortError')
+  | 'timeout' // the caller's `timeout` elapsed before the request completed (it was cancelled)
   | 'busy' // a second operation while one is running
   | 'runtime_error' // anything the runtime (ORT, WebGPU) threw
   | 'safety_checker_failed' // the safety checker was asked for but could not run: no images are returned (fail closed)
@@ -38,17 +44,56 @@ export interface FluxErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/** One field error as fal's 422 body lists it (`@fal-ai/client`'s ValidationErrorInfo). */
+export interface FieldErrorInfo {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
 export class FluxError extends Error {
-  override readonly name = 'FluxError';
+  /** 'AbortError' for a cancelled request (what fetch and `@fal-ai/client` reject with), else 'FluxError'. */
+  override readonly name: 'FluxError' | 'AbortError';
   readonly code: FluxErrorCode;
   readonly field?: string;
   readonly details?: Record<string, unknown>;
 
   constructor(code: FluxErrorCode, message: string, options: FluxErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = code === 'cancelled' ? 'AbortError' : 'FluxError';
     this.code = code;
     if (options.field !== undefined) this.field = options.field;
     if (options.details !== undefined) this.details = options.details;
+  }
+
+  /** fal's HTTP status for the failure (`ApiError.status`): fal's own, or 422 for input refused before sending. */
+  get status(): number | undefined {
+    const s = this.details?.status;
+    if (typeof s === 'number') return s;
+    return this.code === 'invalid_input' ? 422 : undefined;
+  }
+
+  /** fal's field errors (`ValidationError.fieldErrors`): fal's own, or the one field this error names. */
+  get fieldErrors(): FieldErrorInfo[] {
+    const fromFal = this.details?.fieldErrors;
+    if (Array.isArray(fromFal)) return fromFal as FieldErrorInfo[];
+    if (this.code !== 'invalid_input' || this.field === undefined) return [];
+    const prefix = `${this.field}: `;
+    const msg = this.message.startsWith(prefix) ? this.message.slice(prefix.length) : this.message;
+    return [{ loc: ['body', ...this.field.split('.')], msg, type: 'value_error' }];
+  }
+
+  /** The response body (`ApiError.body`): fal's, or fal's 422 shape for input refused before sending. */
+  get body(): unknown {
+    if (this.details?.body !== undefined) return this.details.body;
+    const detail = this.fieldErrors;
+    return detail.length > 0 ? { detail } : undefined;
+  }
+
+  /** The request this failure belongs to (`ApiError.requestId`), when one was created. */
+  get requestId(): string | undefined {
+    const id = this.details?.requestId;
+    return typeof id === 'string' ? id : undefined;
   }
 
   /** Plain-object form for postMessage / JSON. */

@@ -5,8 +5,8 @@
  * device can, the rest to fal through a same-origin proxy — with `@fal-ai/client`'s `subscribe`/`queue` shape.
  * `FluxClient` is the local runtime alone (packs, GPU). Any runtime (worker, Node): `FluxEngine` + a RuntimeEnv.
  */
-export { createFluxClient, FluxApiClient } from './client/flux-api.js';
-export type { CreateFluxClientOptions, FluxProgressEvent, FluxResult, FluxResultData, SubscribeOptions } from './client/flux-api.js';
+export { createFluxClient, fal, FluxApiClient } from './client/flux-api.js';
+export type { CreateFluxClientOptions, FluxProgressEvent, FluxResult, FluxResultData, RunCallOptions, SubscribeOptions } from './client/flux-api.js';
 export { decideRoute, ROUTE_PREFERENCES } from './client/routing.js';
 export type { LocalAvailability, PreferenceStore, RouteDecision, RoutePreference } from './client/routing.js';
 export { ENDPOINT_SCHEMAS, FLUX_ENDPOINTS, validateRemoteInput } from './remote/endpoints.js';
@@ -29,7 +29,7 @@ export type {
   SafetyReport,
 } from './engine/flux-engine.js';
 export { FluxError, isFluxError } from './errors.js';
-export type { FluxErrorCode } from './errors.js';
+export type { FieldErrorInfo, FluxErrorCode } from './errors.js';
 export { FLUX_SCHNELL_CONFIG, resolveModelConfig } from './pipeline/config.js';
 export type { FluxModelConfig } from './pipeline/config.js';
 export { IMAGE_SIZE_PRESETS } from './pipeline/image-size.js';

@@ -12,12 +12,12 @@
  * });
  * console.log(route.target, route.reason, data.images[0].url);
  */
-import type { QueueStatus } from '@fal-ai/client';
+import type { FalClient, QueueStatus, RequestLog, RunOptions } from '@fal-ai/client';
 import { FluxError, isFluxError } from '../errors.js';
 import type { SafetyReport } from '../engine/flux-engine.js';
 import type { FluxSchnellInput } from '../pipeline/request.js';
 import { isFluxEndpoint, type FluxEndpointId, type FluxRemoteInput } from '../remote/endpoints.js';
-import { DEFAULT_PROXY_URL, FalRemote, type RemoteProgressEvent } from '../remote/fal-remote.js';
+import { DEFAULT_PROXY_URL, FalRemote, type RemoteProgressEvent, type RemoteQueueOptions } from '../remote/fal-remote.js';
 import { FluxClient, type FluxClientOptions, type FluxImage, type FluxOutput, type GenerateProgressEvent } from './flux-client.js';
 import { describeProgress } from './progress-text.js';
 import { decideRoute, defaultPreferenceStore, LOCAL_ENDPOINT, type LocalAvailability, type PreferenceStore, type RouteDecision, type RoutePreference } from './routing.js';
@@ -45,15 +45,30 @@ export interface FluxResult {
   route: RouteDecision;
 }
 
-export interface SubscribeOptions {
+/** `@fal-ai/client`'s subscribe options (its QueueSubscribeOptions type is not exported). */
+type FalSubscribeOptions = Parameters<FalClient['subscribe']>[1];
+/** Omit over each member of a union (fal's polling/streaming variants keep their own fields). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * Every option of `@fal-ai/client`'s `subscribe` (RunOptions + QueueSubscribeOptions), so fal's own snippets
+ * type-check and run unchanged, plus `onProgress` and `route`. Where the local path differs: docs/fal-compat.md.
+ */
+export type SubscribeOptions = DistributiveOmit<FalSubscribeOptions, 'input' | 'abortSignal'> & {
+    input: FluxSchnellInput | FluxRemoteInput;
+    /** Cancels locally, or on fal's queue; the promise rejects with `name === 'AbortError'`. */
+    abortSignal?: AbortSignal;
+    onProgress?: (e: FluxProgressEvent) => void;
+    /** Override the stored preference for this call. */
+    route?: RoutePreference;
+  };
+
+/** `@fal-ai/client`'s `run` options: no queue updates; the result comes back when done. */
+export type RunCallOptions = Omit<RunOptions<unknown>, 'input' | 'abortSignal'> & {
   input: FluxSchnellInput | FluxRemoteInput;
-  onProgress?: (e: FluxProgressEvent) => void;
-  /** fal's queue statuses; local runs report IN_PROGRESS with a log line per stage, then COMPLETED. */
-  onQueueUpdate?: (status: QueueStatus) => void;
   abortSignal?: AbortSignal;
-  /** Override the stored preference for this call. */
   route?: RoutePreference;
-}
+};
 
 export interface CreateFluxClientOptions {
   /**
@@ -102,22 +117,30 @@ export class FluxApiClient {
     return decideRoute(endpoint, preference, local, this.remote !== null);
   }
 
-  /** Run a request where `route` says, with fal's subscribe semantics. */
+  /**
+   * Run a request where `route` says, with fal's subscribe semantics: `onEnqueue(requestId)`, then `onQueueUpdate`
+   * with IN_QUEUE → IN_PROGRESS (logs only with `logs: true`) → COMPLETED, locally as on fal. `timeout` (ms)
+   * cancels the request and rejects with code 'timeout'.
+   */
   async subscribe(endpoint: FluxEndpointId, options: SubscribeOptions): Promise<FluxResult> {
-    const route = await this.route(endpoint, options.route ?? this.routePreference, options.input);
-    if (route.target === 'local') return { ...(await this.runLocal(options)), route };
-    const { onProgress, onQueueUpdate, abortSignal } = options;
-    const r = await this.remote!.subscribe(endpoint, options.input, {
-      ...(onProgress ? { onProgress } : {}),
-      ...(onQueueUpdate ? { onQueueUpdate } : {}),
-      ...(abortSignal ? { signal: abortSignal } : {}),
+    if (options.webhookUrl !== undefined) {
+      throw new FluxError('invalid_input', 'webhookUrl: webhooks are not supported: fal would call the webhook with the proxy\'s key-holder as the client, and local runs have no server to call it. Use subscribe\'s result instead.', { field: 'webhookUrl' });
+    }
+    if (options.timeout !== undefined && !(typeof options.timeout === 'number' && options.timeout > 0 && Number.isFinite(options.timeout))) {
+      throw new FluxError('invalid_input', `timeout: must be a positive number of milliseconds, got ${JSON.stringify(options.timeout)}`, { field: 'timeout' });
+    }
+    return withTimeout(options.timeout, options.abortSignal, async (signal) => {
+      const route = await this.route(endpoint, options.route ?? this.routePreference, options.input);
+      const call = { ...options, ...(signal ? { abortSignal: signal } : {}) };
+      if (route.target === 'local') return { ...(await this.runLocal(call)), route };
+      return { ...(await this.runRemote(endpoint, call)), route };
     });
-    const checker = (options.input as FluxRemoteInput).enable_safety_checker !== false;
-    return {
-      data: { ...r.data, safety: checker ? { ran: true, checker: 'fal' } : { ran: false, checker: null, reason: 'enable_safety_checker was false' } },
-      requestId: r.requestId,
-      route,
-    };
+  }
+
+  /** fal's `run`: the same request without queue updates. */
+  async run(endpoint: FluxEndpointId, options: RunCallOptions): Promise<FluxResult> {
+    const { input, abortSignal, route, ...rest } = options;
+    return this.subscribe(endpoint, { ...rest, input, ...(abortSignal ? { abortSignal } : {}), ...(route ? { route } : {}) });
   }
 
   /** fal's queue API for remote endpoints (local requests do not queue). */
@@ -135,27 +158,49 @@ export class FluxApiClient {
     this.local?.terminate();
   }
 
+  private async runRemote(endpoint: FluxEndpointId, options: SubscribeOptions): Promise<{ data: FluxResultData; requestId: string }> {
+    const { onProgress, onQueueUpdate, onEnqueue, abortSignal, logs } = options;
+    const r = await this.remote!.subscribe(endpoint, options.input, {
+      ...(onProgress ? { onProgress } : {}),
+      // fal's client includes logs only when asked; FalRemote always asks (for progress), so strip them here.
+      ...(onQueueUpdate ? { onQueueUpdate: (s: QueueStatus) => onQueueUpdate(logs || s.status === 'IN_QUEUE' ? s : { ...s, logs: [] }) } : {}),
+      ...(onEnqueue ? { onEnqueue } : {}),
+      ...(abortSignal ? { signal: abortSignal } : {}),
+      queue: pickQueueOptions(options),
+    });
+    const checker = (options.input as FluxRemoteInput).enable_safety_checker !== false;
+    return {
+      data: { ...r.data, safety: checker ? { ran: true, checker: 'fal' } : { ran: false, checker: null, reason: 'enable_safety_checker was false' } },
+      requestId: r.requestId,
+    };
+  }
+
   private async runLocal(options: SubscribeOptions): Promise<{ data: FluxResultData; requestId: string }> {
     const local = this.local!;
+    const requestId = `local-${crypto.randomUUID()}`;
+    const { onProgress, onQueueUpdate, onEnqueue, abortSignal } = options;
+    const urls = { request_id: requestId, response_url: '', status_url: '', cancel_url: '' };
+    const logs: RequestLog[] = [];
+    const shownLogs = () => (options.logs ? [...logs] : []);
+    // A local request never waits behind others' requests: it is "queued" at position 0 until this worker starts it.
+    onEnqueue?.(requestId);
+    onQueueUpdate?.({ status: 'IN_QUEUE', queue_position: 0, ...urls });
     if (!local.loadedModel?.packId) {
       const packId = (await this.localAvailability()).packId;
       if (!packId) throw new FluxError('local_unavailable', 'No FLUX.1 [schnell] model is installed in this browser: install one, or choose Remote.');
       await local.loadPack(packId);
     }
-    const requestId = `local-${crypto.randomUUID()}`;
-    const { onProgress, onQueueUpdate, abortSignal } = options;
-    const logs: { message: string; level: 'INFO'; source: 'USER'; timestamp: string }[] = [];
     const out = await local.generate(options.input as FluxSchnellInput, {
       ...(abortSignal ? { signal: abortSignal } : {}),
       onProgress: (e) => {
         onProgress?.({ target: 'local', ...e });
         if (onQueueUpdate) {
           logs.push({ message: describeProgress(e), level: 'INFO', source: 'USER', timestamp: new Date().toISOString() });
-          onQueueUpdate({ status: 'IN_PROGRESS', request_id: requestId, response_url: '', status_url: '', cancel_url: '', logs: [...logs] } as QueueStatus);
+          onQueueUpdate({ status: 'IN_PROGRESS', ...urls, logs: shownLogs() });
         }
       },
     });
-    onQueueUpdate?.({ status: 'COMPLETED', request_id: requestId, response_url: '', status_url: '', cancel_url: '', logs, metrics: { inference_time: out.timings.inference } } as QueueStatus);
+    onQueueUpdate?.({ status: 'COMPLETED', ...urls, logs: shownLogs(), metrics: { inference_time: out.timings.inference ?? null } });
     return { data: out, requestId };
   }
 
@@ -191,3 +236,66 @@ export class FluxApiClient {
 export function createFluxClient(options: CreateFluxClientOptions = {}): Promise<FluxApiClient> {
   return FluxApiClient.create(options);
 }
+
+/** fal's queue options that FalRemote passes to `@fal-ai/client` as they are. */
+function pickQueueOptions(o: SubscribeOptions): RemoteQueueOptions {
+  const q: RemoteQueueOptions = {};
+  if (o.mode === 'streaming') {
+    q.mode = 'streaming';
+    if ('connectionMode' in o && o.connectionMode) q.connectionMode = o.connectionMode;
+  } else if ('pollInterval' in o && o.pollInterval !== undefined) q.pollInterval = o.pollInterval;
+  if (o.startTimeout !== undefined) q.startTimeout = o.startTimeout;
+  if (o.priority !== undefined) q.priority = o.priority;
+  if (o.headers !== undefined) q.headers = o.headers;
+  if (o.storageSettings !== undefined) q.storageSettings = o.storageSettings;
+  return q;
+}
+
+/**
+ * Run `body` with a signal that aborts when the caller's does or when `timeoutMs` passes (fal's `timeout`); a
+ * timeout rejects with code 'timeout' (the request was cancelled, locally or on fal's queue).
+ */
+async function withTimeout<T>(timeoutMs: number | undefined, outer: AbortSignal | undefined, body: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  if (timeoutMs === undefined) return body(outer);
+  const controller = new AbortController();
+  const onOuterAbort = () => controller.abort(outer!.reason);
+  if (outer?.aborted) controller.abort(outer.reason);
+  else outer?.addEventListener('abort', onOuterAbort, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  try {
+    return await body(controller.signal);
+  } catch (e) {
+    if (timedOut && isFluxError(e) && e.code === 'cancelled') {
+      throw new FluxError('timeout', `The request did not complete within timeout: ${timeoutMs} ms, so it was cancelled.`, { field: 'timeout', cause: e });
+    }
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+let defaultClient: Promise<FluxApiClient> | null = null;
+function getDefaultClient(): Promise<FluxApiClient> {
+  defaultClient ??= createFluxClient();
+  return defaultClient;
+}
+
+/**
+ * A default client created on first use, like `@fal-ai/client`'s `fal` singleton, so fal's snippets run with only
+ * their import changed: `import { fal } from 'flux-webgpu'`. Use createFluxClient() for options.
+ */
+export const fal = {
+  subscribe: (endpoint: FluxEndpointId, options: SubscribeOptions): Promise<FluxResult> => getDefaultClient().then((c) => c.subscribe(endpoint, options)),
+  run: (endpoint: FluxEndpointId, options: RunCallOptions): Promise<FluxResult> => getDefaultClient().then((c) => c.run(endpoint, options)),
+  queue: {
+    submit: (...a: Parameters<FalRemote['queue']['submit']>) => getDefaultClient().then((c) => c.queue.submit(...a)),
+    status: (...a: Parameters<FalRemote['queue']['status']>) => getDefaultClient().then((c) => c.queue.status(...a)),
+    result: (...a: Parameters<FalRemote['queue']['result']>) => getDefaultClient().then((c) => c.queue.result(...a)),
+    cancel: (...a: Parameters<FalRemote['queue']['cancel']>) => getDefaultClient().then((c) => c.queue.cancel(...a)),
+  },
+};

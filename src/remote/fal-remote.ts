@@ -6,7 +6,7 @@
  * generation, cancels on fal's side when the caller aborts (the client alone only stops polling), and explains
  * failures: fal's 422 per field, 401/403 as a key problem on the proxy, 429/5xx after the client's retries.
  */
-import { ApiError, createFalClient, ValidationError, type FalClient, type QueueStatus } from '@fal-ai/client';
+import { ApiError, createFalClient, ValidationError, type FalClient, type QueueStatus, type StorageSettings } from '@fal-ai/client';
 import { FluxError } from '../errors.js';
 import { toDataUri } from '../image/encode.js';
 import { ENDPOINT_SCHEMAS, MAX_DATA_URI_CHARS, validateRemoteInput, type FluxEndpointId, type FluxRemoteInput } from './endpoints.js';
@@ -46,11 +46,27 @@ export interface RemoteOutput {
   prompt: string;
 }
 
+/** `@fal-ai/client` subscribe options passed through unchanged (the rest FalRemote sets itself). */
+export interface RemoteQueueOptions {
+  mode?: 'polling' | 'streaming';
+  /** Polling only. @defaultValue FalRemoteOptions.pollIntervalMs */
+  pollInterval?: number;
+  /** Streaming only: 'server' (the proxy streams fal's SSE) or 'client'. */
+  connectionMode?: 'server' | 'client';
+  startTimeout?: number;
+  priority?: 'low' | 'normal';
+  headers?: Record<string, string>;
+  storageSettings?: StorageSettings;
+}
+
 export interface RemoteCallOptions {
   onProgress?: (e: RemoteProgressEvent) => void;
   /** fal's raw queue statuses, for callers that mirror `@fal-ai/client`. */
   onQueueUpdate?: (status: QueueStatus) => void;
+  /** fal's request id, as soon as the request is queued. */
+  onEnqueue?: (requestId: string) => void;
   signal?: AbortSignal;
+  queue?: RemoteQueueOptions;
 }
 
 /** The request id of a submitted request, reported before any status. */
@@ -77,7 +93,10 @@ export class FalRemote {
   /** Validate, send, follow the queue and return fal's output. */
   async subscribe(endpoint: FluxEndpointId, input: unknown, options: RemoteCallOptions = {}): Promise<RemoteResult> {
     const checked = validateRemoteInput(endpoint, input);
-    const { signal, onProgress, onQueueUpdate } = options;
+    const { signal, onProgress, onQueueUpdate, onEnqueue } = options;
+    const { mode, pollInterval, connectionMode, ...passThrough } = options.queue ?? {};
+    const modeOptions =
+      mode === 'streaming' ? { mode: 'streaming' as const, ...(connectionMode ? { connectionMode } : {}) } : { mode: 'polling' as const, pollInterval: pollInterval ?? this.pollIntervalMs };
     if (signal?.aborted) throw cancelled();
     const wire = await toWireInput(checked);
     const t0 = performance.now();
@@ -93,11 +112,12 @@ export class FalRemote {
       const r = await this.fal.subscribe(endpoint, {
         input: wire as Record<string, unknown>,
         logs: true,
-        mode: 'polling',
-        pollInterval: this.pollIntervalMs,
+        ...modeOptions,
+        ...passThrough,
         ...(signal ? { abortSignal: signal } : {}),
         onEnqueue: (id: string) => {
           requestId = id;
+          onEnqueue?.(id);
           onProgress?.({ target: 'remote', stage: 'submitted', requestId: id, elapsedMs: elapsedMs() });
           if (signal?.aborted) onAbort();
         },
@@ -197,7 +217,7 @@ export function remoteError(e: unknown, endpoint: FluxEndpointId, signal?: Abort
     const text = fields.map((f) => `${f.field}: ${f.message}`).join('; ') || 'the input was rejected';
     return new FluxError('invalid_input', `fal rejected the input for ${title}: ${text}`, {
       ...(first && first.field !== 'input' ? { field: first.field } : {}),
-      details: { source: 'fal', status: e.status, fieldErrors: fields },
+      details: { source: 'fal', status: e.status, body: e.body, fieldErrors: errors, ...(e.requestId ? { requestId: e.requestId } : {}) },
       cause: e,
     });
   }
@@ -206,7 +226,7 @@ export function remoteError(e: unknown, endpoint: FluxEndpointId, signal?: Abort
     const body = e.body as { detail?: unknown; error_type?: string } | undefined;
     const type = body?.error_type;
     const detail = detailText(body);
-    const details = { source: 'fal', status, ...(type ? { errorType: type } : {}), ...(e.requestId ? { requestId: e.requestId } : {}) };
+    const details = { source: 'fal', status, ...(e.body !== undefined ? { body: e.body } : {}), ...(type ? { errorType: type } : {}), ...(e.requestId ? { requestId: e.requestId } : {}) };
     if (type?.startsWith('proxy_') && type !== 'proxy_key_missing' && type !== 'proxy_key_invalid' && type !== 'proxy_upstream_unreachable') {
       // The proxy itself refused (not fal): a bad target, a disallowed endpoint, too large, rate limited.
       const code = type === 'proxy_rate_limited' ? 'remote_rate_limited' : 'remote_error';
