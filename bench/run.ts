@@ -9,8 +9,13 @@
  * 3. Converter — int4 conversion of a synthetic transformer with real FLUX dimensions (2 GiB): throughput and
  *    peak RSS.
  *
+ * 4. Scale (only with `--only scale`; bench/scale.ts) — the synthetic FLUX.1 [schnell] set at real dimensions
+ *    (`--depth slice|full`), converted with the recommended settings, installed, loaded and generated at each
+ *    `--size` (default 512x512,1024x1024; `--steps`, default 1): per-stage GPU times, GPU memory by component,
+ *    the worker's JS peak, pack size, capacity decision, and fused vs unfused attention.
+ *
  * Options: --size WxH (default 64x64), --steps N (4), --runs N (3 measured, after 1 warm-up), --port N,
- *          --only generate|storage|convert.
+ *          --only generate|storage|convert|scale, --depth slice|full (scale), --fresh (scale: rebuild the pack).
  * On WebGPU, session.run returns once work is queued; the GPU finishes while we wait for the read-back. So
  * "in runtime" = time inside session.run + time waiting for read-backs, and "outside" is everything else
  * (validation, tokenizing, noise, packing, post-processing, PNG encoding, messaging).
@@ -25,6 +30,7 @@ import { build, preview } from 'vite';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../tests/support/chromium.js';
 import type { FluxClient } from '../src/client/flux-client.js';
 import { buildSyntheticFlux, REAL_FLUX_DIMS } from '../tools/synthetic-flux/build.js';
+import { benchScale, parseSizes } from './scale.js';
 import { ROOT, TEST_PACK_DIR } from '../tests/support/fixtures.js';
 import { writeLargePack } from '../tests/support/large-pack.js';
 import { serveDirectory } from '../tests/support/static-server.js';
@@ -38,15 +44,20 @@ declare global {
 
 const { values } = parseArgs({
   options: {
-    size: { type: 'string', default: '64x64' },
-    steps: { type: 'string', default: '4' },
+    size: { type: 'string' },
+    steps: { type: 'string' },
     runs: { type: 'string', default: '3' },
     port: { type: 'string', default: '4180' },
     only: { type: 'string' },
+    depth: { type: 'string', default: 'slice' },
+    fresh: { type: 'boolean' },
   },
 });
-const [width, height] = values.size!.split('x').map(Number) as [number, number];
-const steps = Number(values.steps);
+const SECTIONS = ['generate', 'storage', 'convert', 'scale'];
+if (values.only && !SECTIONS.includes(values.only)) throw new Error(`--only must be one of ${SECTIONS.join(', ')}, got ${values.only}`);
+if (values.depth !== 'slice' && values.depth !== 'full') throw new Error(`--depth must be slice or full, got ${values.depth}`);
+const [width, height] = (values.size ?? '64x64').split('x').map(Number) as [number, number];
+const steps = Number(values.steps ?? '4');
 const runs = Number(values.runs);
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -60,6 +71,9 @@ async function main(): Promise<void> {
   try {
     if (!values.only || values.only === 'generate') await benchGeneration(url);
     if (!values.only || values.only === 'storage') await benchStorage(url);
+    // Not part of the default run: tens of minutes on SwiftShader.
+    if (values.only === 'scale')
+      await benchScale(url, { depth: values.depth as 'slice' | 'full', sizes: parseSizes(values.size ?? '512x512,1024x1024'), steps: Number(values.steps ?? '1'), fresh: values.fresh ?? false });
   } finally {
     await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
   }

@@ -229,6 +229,8 @@ export interface SetOptions {
   dryRun?: boolean;
   /** Free bytes to leave on the disk beyond the set (default 2 GiB). */
   reserveBytes?: number;
+  /** Block counts other than the depth's (bench/device: a partial depth that converts within one call). */
+  blocks?: { double: number; single: number; t5Layers: number };
 }
 
 export interface SyntheticSet {
@@ -255,8 +257,9 @@ export function buildSyntheticSet(dir: string, o: SetOptions): SyntheticSet {
   const seed = o.seed ?? 1;
   const dtype = o.dtype ?? 'bfloat16';
   const FT = dtype === 'bfloat16' ? DT.BFLOAT16 : DT.FLOAT;
-  const d = DEPTHS[o.depth];
+  const d = o.blocks ?? DEPTHS[o.depth];
   if (!d) throw new Error(`--depth must be slice or full, got ${String(o.depth)}`);
+  for (const [k, v] of Object.entries(d)) if (!Number.isInteger(v) || v < 0) throw new Error(`synthetic-flux: ${k} must be a non-negative integer, got ${v}`);
   const transformer: SyntheticFluxConfig = { ...(o.small ? SMALL_FLUX_DIMS : REAL_FLUX_DIMS), double: d.double, single: d.single, seed, dtype };
   const t5: T5Dims = { ...(o.small ? T5_SMALL : T5_XXL), layers: d.t5Layers };
   const clip = o.small ? CLIP_SMALL : CLIP_L;
@@ -316,7 +319,7 @@ if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.
   if (values.set) {
     const depth = values.depth as SyntheticDepth;
     if (!(depth in DEPTHS)) throw new Error(`--depth must be slice or full, got ${values.depth}`);
-    const r = buildSyntheticSet(values.out, { depth, small: values.small, dtype: values.fp32 ? 'float32' : 'bfloat16', seed, dryRun: values['dry-run'] });
+    const r = buildSyntheticSet(values.out, { depth, small: values.small ?? false, dtype: values.fp32 ? 'float32' : 'bfloat16', seed, dryRun: values['dry-run'] ?? false });
     for (const c of ['transformer', 't5', 'clip', 'vae_decoder'] as const)
       process.stdout.write(`${c.padEnd(12)} ${(r[c].params / 1e6).toFixed(1).padStart(8)} M params  ${(r[c].weightBytes / 2 ** 30).toFixed(2).padStart(6)} GiB\n`);
     process.stdout.write(`${values['dry-run'] ? 'would write' : 'wrote'} ${r.dir}: ${(r.params / 1e9).toFixed(2)} B params, ${(r.weightBytes / 2 ** 30).toFixed(2)} GiB (${r.config.dtype}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
