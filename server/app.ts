@@ -1,6 +1,6 @@
 /** One Node http server for production: the fal proxy route, plus (optionally) the built app. */
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { createFalProxy, FAL_PROXY_ROUTE, type FalProxyOptions } from './fal-proxy.js';
+import { createFalProxy, isFalProxyPath, type FalProxyOptions } from './fal-proxy.js';
 import { createStaticHandler, ISOLATION_HEADERS } from './static.js';
 
 export interface AppServerOptions {
@@ -16,7 +16,7 @@ export async function createAppServer(options: AppServerOptions = {}): Promise<S
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const handle = path === FAL_PROXY_ROUTE ? proxy(req, res) : serveStatic ? serveStatic(req, res) : notFound(res);
+    const handle = isFalProxyPath(path) ? proxy(req, res) : serveStatic ? serveStatic(req, res) : notFound(res);
     handle.catch(() => {
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });

@@ -13,6 +13,13 @@ import { checkRequestOrigin, parseAllowedHosts } from './request-guard.js';
 export { checkFalTarget, FLUX_SUBMIT_PATHS, TARGET_URL_HEADER, type FalTargetCheck, type FalTargetKind } from './fal-target.js';
 
 export const FAL_PROXY_ROUTE = '/api/fal/proxy';
+/** `GET` → `{ configured: boolean }`: whether a key is set, so a page can leave fal out of Auto without spending. */
+export const FAL_PROXY_STATUS_ROUTE = `${FAL_PROXY_ROUTE}/status`;
+
+/** Whether a request path (query excluded) is one the proxy answers: the proxy route or its status probe. */
+export function isFalProxyPath(path: string): boolean {
+  return path === FAL_PROXY_ROUTE || path === FAL_PROXY_STATUS_ROUTE;
+}
 /** A 10 MiB data-URI input image plus the rest of the JSON. */
 export const DEFAULT_MAX_BODY_BYTES = 12 * 1024 * 1024;
 /** Generous enough for several tabs polling status every 500 ms; submits are what cost money. */
@@ -199,6 +206,18 @@ export function createFalProxy(options: FalProxyOptions = {}): FalProxyHandler {
     if (limits) {
       const wait = limits.all.take(client);
       if (wait > 0) return refuse(429, 'proxy_rate_limited', `Too many requests to the fal proxy; retry in ${retryAfter(wait)} s`, { 'retry-after': String(retryAfter(wait)) });
+    }
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    if ((q === -1 ? url : url.slice(0, q)) === FAL_PROXY_STATUS_ROUTE) {
+      // Nothing is forwarded: it says only whether a usable key is set, never anything about the key itself.
+      if (method !== 'GET') return refuse(405, 'proxy_method_not_allowed', `Method ${entry.method} is not allowed on ${FAL_PROXY_STATUS_ROUTE}; use GET`, { allow: 'GET' });
+      entry.path = FAL_PROXY_STATUS_ROUTE;
+      const configured = key !== undefined && HEADER_TOKEN.test(key);
+      const body = JSON.stringify(configured ? { configured } : { configured, detail: 'The fal proxy has no FAL_KEY configured on the server' });
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(body)) });
+      res.end(body);
+      return;
     }
     if (isAuthenticated) {
       let ok = false;

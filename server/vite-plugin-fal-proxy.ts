@@ -1,7 +1,7 @@
 /** Mounts the fal proxy at FAL_PROXY_ROUTE on Vite's dev and preview servers (same origin as the app). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Plugin } from 'vite';
-import { createFalProxy, FAL_PROXY_ROUTE, type FalProxyHandler, type FalProxyOptions } from './fal-proxy.js';
+import { createFalProxy, isFalProxyPath, type FalProxyHandler, type FalProxyOptions } from './fal-proxy.js';
 
 export type FalProxyPluginOptions = FalProxyOptions;
 
@@ -12,12 +12,12 @@ export interface MiddlewareHost {
   config?: { logger?: { info(msg: string, options?: { timestamp?: boolean }): void } };
 }
 
-/** Connect middleware: the proxy for exactly FAL_PROXY_ROUTE (any query), `next()` for everything else. */
+/** Connect middleware: the proxy for exactly FAL_PROXY_ROUTE and its status probe (any query), `next()` for everything else. */
 export function falProxyMiddleware(handler: FalProxyHandler): (req: IncomingMessage, res: ServerResponse, next: Next) => void {
   return (req, res, next) => {
     const url = req.url ?? '';
     const q = url.indexOf('?');
-    if ((q === -1 ? url : url.slice(0, q)) !== FAL_PROXY_ROUTE) return next();
+    if (!isFalProxyPath(q === -1 ? url : url.slice(0, q))) return next();
     handler(req, res).catch(() => res.destroy());
   };
 }
