@@ -5,9 +5,11 @@
  *    ReduceMean, Pow, Sqrt, Reciprocal, Exp, Erf, and RMSNorm chains (Pow/Mul → ReduceMean → Add → Sqrt →
  *    Reciprocal/Div → the Mul/Div that applies it);
  *  - the timestep/RoPE computations: Cos, Sin and everything they are computed from;
- *  - T5: the FFN output projection `wo` (weights stay fp32) and the residual stream Adds;
+ *  - T5: the FFN output projection `wo` (weights stay fp32, or its MatMulNBits computes in fp32) and the residual
+ *    stream Adds;
  *  - control flow (If/Loop/Scan) as a whole.
- * Initializers and Constant values take the precision of their consumers. Graph inputs/outputs keep the types
+ * Initializers and Constant values take the precision of their consumers (MatMulNBits scales included, which is how
+ * `--activations fp16` runs int4/int8 weights with fp16 activations). Graph inputs/outputs keep the types
  * given in `ioTypes`.
  */
 import { implicitInputs, inferTypes, producerMap, renameInSubgraphs, retypeAttrTensor, useMap, type ComponentGraph } from './graph.js';
@@ -102,9 +104,12 @@ export function markKeepFp32(g: ComponentGraph, types: Map<string, number>, comp
 
   // T5 FFN output projection and the residual stream.
   if (component === 't5') {
-    let wo = g.nodes.filter((n) => (n.opType === 'MatMul' || n.opType === 'Gemm') && (WO_NAME.test(n.name ?? '') || WO_NAME.test(n.input?.[1] ?? '')));
+    // After --quant int4/int8 (fp16 activations) the projections are MatMulNBits: K and N are attributes.
+    const isMm = (n: NodeProto) => n.opType === 'MatMul' || n.opType === 'Gemm' || n.opType === 'MatMulNBits';
+    let wo = g.nodes.filter((n) => isMm(n) && (WO_NAME.test(n.name ?? '') || WO_NAME.test(n.input?.[1] ?? '')));
     if (!wo.length) {
       wo = g.nodes.filter((n) => {
+        if (n.opType === 'MatMulNBits') return attrInt(n, 'K', 0) > attrInt(n, 'N', 0);
         if (n.opType !== 'MatMul') return false;
         const w = g.inits.get(n.input?.[1] ?? '');
         return !!w && w.dims.length === 2 && w.dims[0]! > w.dims[1]!;
@@ -160,6 +165,11 @@ export function convertToFp16(g: ComponentGraph, opts: Fp16Options): Fp16Report 
     if (init.dataType !== F32) continue;
     if (wantsF16(name) && init.job.spec.kind === 'copy') {
       init.job.spec.to = F16;
+      init.dataType = F16;
+      init.byteLength = init.byteLength / 2;
+      prec.set(name, F16);
+    } else if (wantsF16(name) && init.job.spec.kind === 'quant' && init.index === 1) {
+      // MatMulNBits scales have the activations' type (T1); the writer emits them as fp16 for this dataType.
       init.dataType = F16;
       init.byteLength = init.byteLength / 2;
       prec.set(name, F16);

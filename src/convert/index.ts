@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { loadSafetyCheckerConfig } from '../cli/safety-files.js';
 import { parseManifest, type ComponentName, type ComponentSpec, type PackManifest } from '../pack/manifest.js';
 import { resolvedPreprocess, type SafetyCheckerConfig } from '../pack/safety-checker.js';
+import { convertActivationsToFp16, type Fp16ActivationsReport } from './fp16-activations.js';
 import { convertToFp16, type Fp16Report } from './fp16.js';
 import { inferTypes, topoSort, type ComponentGraph } from './graph.js';
 import { readModel } from './model-reader.js';
@@ -47,6 +48,11 @@ export interface ConvertOptions {
   clipQuant?: QuantMode;
   /** VAE decoder: fp32 unless set (fp16 = `--vae-fp16`). */
   vaeQuant?: QuantMode;
+  /**
+   * Activations of int4/int8 components (transformer, text encoders): fp32 (default, any WebGPU adapter) or fp16
+   * with fp32 islands and clamped residuals (src/convert/fp16-activations.ts); fp16 packs need `shader-f16`.
+   */
+  activations?: 'fp32' | 'fp16';
   /** T5 FFN output projection (`wo`): int8 (default when T5 is int4), fp32, or the T5 mode. */
   t5Wo?: 'int8' | 'fp32' | 'same';
   blockSize?: number;
@@ -92,7 +98,7 @@ export interface ComponentReport {
   floatMatMuls: number;
   embeddings: QuantizedEmbedding[];
   recon: ReconStats & { relError: number; cosine: number; worst?: { weight: string; relError: number } };
-  fp16?: Fp16Report;
+  fp16?: Fp16Report | Fp16ActivationsReport;
   sourceHadBf16: boolean;
   stages: number;
   stageWeightBytes: number[];
@@ -198,6 +204,13 @@ async function convertInto(options: ConvertOptions, output: { work?: string }): 
   if (options.safetyConfigFile && !options.safetyChecker) throw new Error('--safety-config goes with --safety-checker <onnx>');
   // Resolve the checker's config before any work, so a bad one fails at once.
   const safetyConfig = options.safetyChecker ? (options.safetyConfig ?? loadSafetyCheckerConfig(options.safetyChecker, options.safetyConfigFile)) : undefined;
+  if (options.activations !== undefined && options.activations !== 'fp32' && options.activations !== 'fp16') {
+    throw new Error(`--activations must be fp32 or fp16, got "${String(options.activations)}"`);
+  }
+  const transformerMode = options.transformerQuant ?? options.quant;
+  if (options.activations === 'fp16' && transformerMode !== 'int4' && transformerMode !== 'int8') {
+    throw new Error(`--activations fp16 goes with an int4/int8 transformer (got ${transformerMode}); for fp16 weights and activations use --quant fp16`);
+  }
   const blk = options.blockSize ?? 32;
   if (![16, 32, 64, 128, 256].includes(blk)) throw new Error('--block-size must be 16, 32, 64, 128 or 256');
 
@@ -230,8 +243,10 @@ async function convertInto(options: ConvertOptions, output: { work?: string }): 
 
     let quantized: QuantizedMatMul[] = [];
     let embeddings: QuantizedEmbedding[] = [];
-    let fp16: Fp16Report | undefined;
+    let fp16: Fp16Report | Fp16ActivationsReport | undefined;
     const params = paramsFor(mode, options);
+    // The safety checker keeps fp32 activations (small; its scores decide what is shown).
+    const fp16Act = options.activations === 'fp16' && !!params && name !== 'safety_checker';
     if (params) {
       const woMode = options.t5Wo ?? (params.bits === 4 ? 'int8' : 'same');
       const search = options.mseSearch ? { mseSearch: true } : {};
@@ -249,6 +264,7 @@ async function convertInto(options: ConvertOptions, output: { work?: string }): 
       quantized = quantizeMatMuls(g, policy);
       const minEl = options.embeddingMinElements ?? 1 << 20;
       if (minEl > 0) embeddings = quantizeEmbeddings(g, minEl);
+      if (fp16Act) fp16 = convertActivationsToFp16(g, { component: name, ioTypes: new Map([...origIo].map(([k, t]) => [k, t === DT.FLOAT16 ? DT.FLOAT16 : DT.FLOAT])) });
     } else if (mode === 'fp16') {
       const ioTypes = new Map<string, number>();
       for (const [k, t] of origIo) ioTypes.set(k, t === DT.FLOAT16 ? DT.FLOAT16 : DT.FLOAT);
@@ -265,7 +281,7 @@ async function convertInto(options: ConvertOptions, output: { work?: string }): 
     const written: WrittenGraph[] = [];
     let stageWeights: number[] = [];
     const weightsName = mode === 'int4' ? 'int4' : mode === 'int8' ? 'int8' : mode === 'fp16' ? 'float16' : 'float32';
-    const spec: ComponentSpec = { dtype: 'float32', weights: weightsName, requiredFeatures: mode === 'fp16' ? ['shader-f16'] : [] };
+    const spec: ComponentSpec = { dtype: 'float32', weights: weightsName, requiredFeatures: mode === 'fp16' || fp16Act ? ['shader-f16'] : [] };
     const base = { name: g.name, opsetImport: g.opsetImport, irVersion: g.irVersion };
     // Any component over the stage budget is split: a session's external data is read whole by onnxruntime-web's
     // asyncify build, so a stage bounds the JS memory one session load needs (docs/runtime.md).
@@ -454,6 +470,7 @@ export function formatComponent(r: ComponentReport): string {
     }
   }
   if (r.fp16) lines.push(`  fp16: ${r.fp16.fp16Nodes} nodes fp16, ${r.fp16.fp32Nodes} kept fp32 (${Object.entries(r.fp16.keptReasons).map(([k, v]) => `${k} ${v}`).join(', ')}), ${r.fp16.casts} casts`);
+  if (r.fp16 && 'clamps' in r.fp16) lines.push(`  fp16 activations: MatMulNBits ${r.fp16.nbitsFp16} fp16 / ${r.fp16.nbitsFp32} fp32, ${r.fp16.clamps} residual clamps (±65504)`);
   if (r.stages > 1) lines.push(`  stage weights: ${r.stageWeightBytes.map(fmtBytes).join(' / ')}`);
   if (r.verify && 'skipped' in r.verify) lines.push(`  verify: skipped (${r.verify.skipped})`);
   else if (r.verify) {

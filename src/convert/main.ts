@@ -28,6 +28,8 @@ Quantization:
   --transformer-quant, --t5-quant, --clip-quant, --vae-quant <mode>   per-component overrides
   --safety-quant <mode>       safety checker (default int8; norms and softmax stay float)
   --vae-fp16                  same as --vae-quant fp16
+  --activations fp32|fp16     int4/int8 transformer and text encoders: fp32 activations (default, any WebGPU GPU)
+                              or fp16 with fp32 norms/softmax/RoPE/timestep and clamped residuals (needs shader-f16)
   --t5-wo int8|fp32|same      T5 FFN output projection (default int8 when T5 is int4)
   --int8-layers <regex>       int4 transformer: MatMuls (node or weight name) kept int8 (default: the conditioning,
                               embedding and output layers; '' = none)
@@ -79,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
         'clip-quant': { type: 'string' },
         'vae-quant': { type: 'string' },
         'vae-fp16': { type: 'boolean' },
+        activations: { type: 'string' },
         't5-wo': { type: 'string' },
         'int8-layers': { type: 'string' },
         'block-size': { type: 'string' },
@@ -134,6 +137,9 @@ export async function main(argv: string[]): Promise<number> {
     set('t5Quant', mode(s('t5-quant'), '--t5-quant'));
     set('clipQuant', mode(s('clip-quant'), '--clip-quant'));
     set('vaeQuant', mode(s('vae-quant'), '--vae-quant') ?? (values['vae-fp16'] ? 'fp16' : undefined));
+    const act = s('activations');
+    if (act !== undefined && act !== 'fp32' && act !== 'fp16') throw new Error('--activations must be fp32 or fp16');
+    set('activations', act as ConvertOptions['activations']);
     set('t5Wo', wo as ConvertOptions['t5Wo']);
     set('int8Layers', s('int8-layers'));
     set('blockSize', num(s('block-size'), '--block-size', { integer: true, min: 16, max: 256 }));

@@ -113,7 +113,9 @@ export function runJob(job: Job, ctx: JobContext): Uint8Array[] {
     const w = asFloat32(bytes, src.dataType);
     const { q, stats } = quantizeMatrix(w, spec.K, spec.N, spec.layout, { ...spec.params, alpha: spec.alpha, reconRows: ctx.reconRows, seed: job.id });
     if (!job.stats) job.stats = stats;
-    result = [q.B, new Uint8Array(q.scales.buffer), ...(q.zeroPoints ? [q.zeroPoints] : [])];
+    // fp16 activations (src/convert/fp16.ts) retype the scales: MatMulNBits wants them in the activations' type.
+    const scales = job.outputs[1]!.dataType === DT.FLOAT16 ? float32ToBytes(q.scales, DT.FLOAT16) : new Uint8Array(q.scales.buffer);
+    result = [q.B, scales, ...(q.zeroPoints ? [q.zeroPoints] : [])];
   } else {
     const w = asFloat32(bytes, src.dataType);
     const { q, scales } = quantizeRowsInt8(w, spec.V, spec.D);
