@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { loadSafetyCheckerConfig } from '../cli/safety-files.js';
 import { parseManifest, type ComponentName, type ComponentSpec, type PackManifest } from '../pack/manifest.js';
 import { resolvedPreprocess, type SafetyCheckerConfig } from '../pack/safety-checker.js';
+import { DEFAULT_ATTENTION_CHUNKS, rewriteAttention, type AttentionMode, type AttentionRewrite } from './attention.js';
 import { convertActivationsToFp16, type Fp16ActivationsReport } from './fp16-activations.js';
 import { convertToFp16, type Fp16Report } from './fp16.js';
 import { inferTypes, topoSort, type ComponentGraph } from './graph.js';
@@ -80,6 +81,10 @@ export interface ConvertOptions {
   /** Random rows of x for the per-MatMul reconstruction error (0 = off). */
   reconRows?: number;
   log?: (line: string) => void;
+  /** Transformer and VAE attention: 'chunked' (default; no S×S buffer, src/convert/attention.ts) or 'unfused' (as exported). */
+  attention?: AttentionMode;
+  /** Query chunks per attention when chunked (default 16). */
+  attentionChunks?: number;
 }
 
 export interface ComponentReport {
@@ -99,6 +104,8 @@ export interface ComponentReport {
   embeddings: QuantizedEmbedding[];
   recon: ReconStats & { relError: number; cosine: number; worst?: { weight: string; relError: number } };
   fp16?: Fp16Report | Fp16ActivationsReport;
+  /** Transformer and VAE decoder: what the attention pass did. */
+  attention?: AttentionRewrite;
   sourceHadBf16: boolean;
   stages: number;
   stageWeightBytes: number[];
@@ -240,6 +247,7 @@ async function convertInto(options: ConvertOptions, output: { work?: string }): 
     const origIo = new Map<string, number>();
     for (const v of [...g.inputs, ...g.outputs]) origIo.set(v.name ?? '', valueInfoElemType(v) ?? 0);
     const { hadBf16 } = normalizeFloats(g);
+    const attention = name === 'transformer' || name === 'vae_decoder' ? rewriteAttention(g, options.attention ?? 'chunked', options.attentionChunks ?? DEFAULT_ATTENTION_CHUNKS) : undefined;
 
     let quantized: QuantizedMatMul[] = [];
     let embeddings: QuantizedEmbedding[] = [];
@@ -354,6 +362,7 @@ async function convertInto(options: ConvertOptions, output: { work?: string }): 
       dtype: spec.dtype,
       files: compFiles,
       ...(fp16 ? { fp16 } : {}),
+      ...(attention ? { attention } : {}),
     };
     const verifyMb = options.verifyMb ?? 2048;
     if (model.weightBytes <= verifyMb * MIB) {
@@ -471,6 +480,7 @@ export function formatComponent(r: ComponentReport): string {
   }
   if (r.fp16) lines.push(`  fp16: ${r.fp16.fp16Nodes} nodes fp16, ${r.fp16.fp32Nodes} kept fp32 (${Object.entries(r.fp16.keptReasons).map(([k, v]) => `${k} ${v}`).join(', ')}), ${r.fp16.casts} casts`);
   if (r.fp16 && 'clamps' in r.fp16) lines.push(`  fp16 activations: MatMulNBits ${r.fp16.nbitsFp16} fp16 / ${r.fp16.nbitsFp32} fp32, ${r.fp16.clamps} residual clamps (±65504)`);
+  if (r.attention) lines.push(`  attention: ${r.attention.mode}${r.attention.mode === 'chunked' ? ` (${r.attention.chunks} query chunks)` : ''}, ${r.attention.sites.length} site(s)${r.attention.skipped.length ? `, ${r.attention.skipped.length} Softmax left as is (${[...new Set(r.attention.skipped.map((x) => x.reason))].join('; ')})` : ''}`);
   if (r.stages > 1) lines.push(`  stage weights: ${r.stageWeightBytes.map(fmtBytes).join(' / ')}`);
   if (r.verify && 'skipped' in r.verify) lines.push(`  verify: skipped (${r.verify.skipped})`);
   else if (r.verify) {

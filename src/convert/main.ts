@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseNumberFlag, type NumberRule } from '../cli/args.js';
 import { checkWritableFile } from '../cli/paths.js';
+import { ATTENTION_MODES, MAX_ATTENTION_CHUNKS, type AttentionMode } from './attention.js';
 import { convertPack, formatResult, QUANT_MODES, type ConvertOptions, type QuantMode } from './index.js';
 
 const USAGE = `Usage: npm run pack -- --transformer <onnx> --vae-decoder <onnx> [--clip <onnx> --t5 <onnx> --tokenizers <dir>]
@@ -30,6 +31,9 @@ Quantization:
   --vae-fp16                  same as --vae-quant fp16
   --activations fp32|fp16     int4/int8 transformer and text encoders: fp32 activations (default, any WebGPU GPU)
                               or fp16 with fp32 norms/softmax/RoPE/timestep and clamped residuals (needs shader-f16)
+  --attention chunked|unfused transformer and VAE attention: chunked (default) splits the query rows so no buffer
+                              holds the S×S scores (docs/attention.md); unfused keeps the export's as is
+  --attention-chunks <N>      query chunks per attention when chunked (default 16, 1–${MAX_ATTENTION_CHUNKS})
   --t5-wo int8|fp32|same      T5 FFN output projection (default int8 when T5 is int4)
   --int8-layers <regex>       int4 transformer: MatMuls (node or weight name) kept int8 (default: the conditioning,
                               embedding and output layers; '' = none)
@@ -82,6 +86,8 @@ export async function main(argv: string[]): Promise<number> {
         'vae-quant': { type: 'string' },
         'vae-fp16': { type: 'boolean' },
         activations: { type: 'string' },
+        attention: { type: 'string' },
+        'attention-chunks': { type: 'string' },
         't5-wo': { type: 'string' },
         'int8-layers': { type: 'string' },
         'block-size': { type: 'string' },
@@ -140,6 +146,10 @@ export async function main(argv: string[]): Promise<number> {
     const act = s('activations');
     if (act !== undefined && act !== 'fp32' && act !== 'fp16') throw new Error('--activations must be fp32 or fp16');
     set('activations', act as ConvertOptions['activations']);
+    const attn = s('attention');
+    if (attn !== undefined && !(ATTENTION_MODES as readonly string[]).includes(attn)) throw new Error(`--attention must be one of ${ATTENTION_MODES.join(', ')}, got "${attn}"`);
+    set('attention', attn as AttentionMode | undefined);
+    set('attentionChunks', num(s('attention-chunks'), '--attention-chunks', { integer: true, min: 1, max: MAX_ATTENTION_CHUNKS }));
     set('t5Wo', wo as ConvertOptions['t5Wo']);
     set('int8Layers', s('int8-layers'));
     set('blockSize', num(s('block-size'), '--block-size', { integer: true, min: 16, max: 256 }));
