@@ -20,9 +20,9 @@ import { isFluxEndpoint, type FluxEndpointId, type FluxRemoteInput } from '../re
 import { DEFAULT_PROXY_URL, FalRemote, type RemoteProgressEvent, type RemoteQueueOptions } from '../remote/fal-remote.js';
 import { FluxClient, type FluxClientOptions, type FluxImage, type FluxOutput, type GenerateProgressEvent } from './flux-client.js';
 import { describeProgress } from './progress-text.js';
-import { decideRoute, defaultPreferenceStore, LOCAL_ENDPOINT, type LocalAvailability, type PreferenceStore, type RouteDecision, type RoutePreference } from './routing.js';
+import { decideRoute, defaultPreferenceStore, LOCAL_ENDPOINT, type LocalAvailability, type PreferenceStore, type RemoteAvailability, type RouteDecision, type RoutePreference } from './routing.js';
 
-export type { FluxEndpointId, FluxRemoteInput, QueueStatus, RouteDecision, RoutePreference };
+export type { FluxEndpointId, FluxRemoteInput, QueueStatus, RemoteAvailability, RouteDecision, RoutePreference };
 
 /** Progress of either path: local stages and steps, or fal's queue position and logs. */
 export type FluxProgressEvent = ({ target: 'local' } & GenerateProgressEvent) | RemoteProgressEvent;
@@ -84,7 +84,12 @@ export interface CreateFluxClientOptions {
   pollIntervalMs?: number;
 }
 
+/** How long a status probe's answer is trusted: a proxy that comes back is noticed soon, without a probe per click. */
+const FAL_STATUS_TTL_MS = { available: 30_000, unavailable: 5_000 };
+
 export class FluxApiClient {
+  private falStatus: { expires: number; value: Promise<RemoteAvailability> } | null = null;
+
   private constructor(
     /** The local runtime (install/load packs, GPU info), or null when remote only. */
     readonly local: FluxClient | null,
@@ -114,7 +119,26 @@ export class FluxApiClient {
   async route(endpoint: FluxEndpointId, preference: RoutePreference = this.routePreference, input?: unknown): Promise<RouteDecision> {
     if (!isFluxEndpoint(endpoint)) throw new FluxError('invalid_input', `endpoint: unknown endpoint ${JSON.stringify(endpoint)}`, { field: 'endpoint' });
     const local = endpoint === LOCAL_ENDPOINT && preference !== 'remote' ? await this.localAvailability(input) : null;
-    return decideRoute(endpoint, preference, local, this.remote !== null);
+    // Forced local never goes to fal, so it needs no probe.
+    const remote = this.remote === null ? false : endpoint === LOCAL_ENDPOINT && preference === 'local' ? true : await this.falAvailability();
+    return decideRoute(endpoint, preference, local, remote);
+  }
+
+  /**
+   * Whether fal can take requests now, from the proxy's status probe (`GET <proxyUrl>/status`, which spends
+   * nothing): no key on the proxy, no proxy (404) or no answer make fal unavailable, with the reason.
+   */
+  falAvailability(): Promise<RemoteAvailability> {
+    if (!this.remote) return Promise.resolve({ available: false, reason: 'no fal proxy is configured (proxyUrl: null)' });
+    const cached = this.falStatus;
+    if (cached && Date.now() < cached.expires) return cached.value;
+    const entry = { expires: Date.now() + FAL_STATUS_TTL_MS.available, value: probeFalProxy(this.remote.proxyUrl) };
+    this.falStatus = entry;
+    // A failed probe is retried sooner than a good one.
+    void entry.value.then((v) => {
+      if (!v.available) entry.expires = Date.now() + FAL_STATUS_TTL_MS.unavailable;
+    });
+    return entry.value;
   }
 
   /**
@@ -230,6 +254,30 @@ export class FluxApiClient {
       throw e;
     }
   }
+}
+
+/** Ask the proxy whether it holds a key (server/fal-proxy.ts FAL_PROXY_STATUS_ROUTE). Never throws. */
+async function probeFalProxy(proxyUrl: string): Promise<RemoteAvailability> {
+  const at = `the fal proxy at ${proxyUrl}`;
+  let res: Response;
+  try {
+    res = await fetch(`${proxyUrl.replace(/\/+$/, '')}/status`, { cache: 'no-store', signal: AbortSignal.timeout(10_000) });
+  } catch (e) {
+    return { available: false, reason: `${at} cannot be reached (${e instanceof Error ? e.message : String(e)})` };
+  }
+  if (res.status === 404) return { available: false, reason: `there is no fal proxy at ${proxyUrl} (HTTP 404)` };
+  if (!res.ok) return { available: false, reason: `${at} answered HTTP ${res.status} to its status probe` };
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch {
+    // e.g. a static host's SPA fallback answering index.html: no proxy there.
+    return { available: false, reason: `there is no fal proxy at ${proxyUrl} (its status probe did not answer JSON)` };
+  }
+  const configured = (body as { configured?: unknown } | null)?.configured;
+  if (configured === true) return { available: true };
+  if (configured === false) return { available: false, reason: 'the fal proxy has no FAL_KEY configured on the server' };
+  return { available: false, reason: `${at} gave a status without "configured"` };
 }
 
 /** Create the client (see CreateFluxClientOptions). */

@@ -35,13 +35,26 @@ export interface LocalAvailability {
 export const LOCAL_ENDPOINT: FluxEndpointId = 'fal-ai/flux/schnell';
 
 /**
- * Decide where `endpoint` runs. Throws when the preference cannot be honoured: a forced-local request for a model
- * only fal serves (never silently sent off the device), or a remote request with no proxy configured.
+ * Whether fal can take a request now: a proxy is configured and answers that it holds a key. Unavailable fal is
+ * never a candidate under Auto (the request would only fail there).
  */
-export function decideRoute(endpoint: FluxEndpointId, preference: RoutePreference, local: LocalAvailability | null, remoteConfigured: boolean): RouteDecision {
+export type RemoteAvailability = { available: true } | { available: false; /** Why, e.g. "the fal proxy has no FAL_KEY configured on the server". */ reason: string };
+
+/**
+ * Decide where `endpoint` runs. Throws when the preference cannot be honoured: a forced-local request for a model
+ * only fal serves (never silently sent off the device), or a remote request with no proxy configured or fal
+ * unavailable. `remote`: true/false (a proxy is configured or not), or what its status probe said.
+ */
+export function decideRoute(endpoint: FluxEndpointId, preference: RoutePreference, local: LocalAvailability | null, remote: boolean | RemoteAvailability): RouteDecision {
   const title = ENDPOINT_SCHEMAS[endpoint].title;
-  const remote = (reason: string): RouteDecision => {
-    if (!remoteConfigured) throw new FluxError('remote_unavailable', `${reason}, and no fal proxy is configured for remote generation.`, { details: { endpoint } });
+  const toRemote = (reason: string, cause: string): RouteDecision => {
+    if (remote === false) throw new FluxError('remote_unavailable', `${reason}, and no fal proxy is configured for remote generation.`, { details: { endpoint } });
+    if (remote !== true && !remote.available) {
+      throw new FluxError('remote_unavailable', `${cause[0]!.toUpperCase()}${cause.slice(1)}, and fal is unavailable: ${remote.reason}.`, {
+        field: 'route',
+        details: { endpoint, falUnavailable: remote.reason },
+      });
+    }
     return { endpoint, target: 'remote', preference, reason };
   };
   if (endpoint !== LOCAL_ENDPOINT) {
@@ -51,14 +64,14 @@ export function decideRoute(endpoint: FluxEndpointId, preference: RoutePreferenc
         details: { endpoint },
       });
     }
-    return remote(`${title} runs on fal's servers; this browser runs FLUX.1 [schnell] only`);
+    return toRemote(`${title} runs on fal's servers; this browser runs FLUX.1 [schnell] only`, `${title} runs only on fal's servers`);
   }
-  if (preference === 'remote') return remote('Remote was chosen');
+  if (preference === 'remote') return toRemote('Remote was chosen', 'Remote was chosen');
   const why = localBlocker(local);
   if (preference === 'local') {
     return { endpoint, target: 'local', preference, reason: why ? `Local was chosen, although ${why}` : 'Local was chosen' };
   }
-  if (why) return remote(`Sent to fal because ${why}`);
+  if (why) return toRemote(`Sent to fal because ${why}`, why);
   const plan = local?.capacity?.plan ? ` (${local.capacity.plan} plan)` : '';
   return { endpoint, target: 'local', preference, reason: `Runs on this device${plan}` };
 }
