@@ -22,6 +22,8 @@ import type { FileCheck } from '../storage/sha256.js';
 import type { ActivationDecision, CapacityDecision } from '../runtime/capacity.js';
 import type { GpuTimingSync } from '../runtime/ort-backend.js';
 import { registerErrorTransfer } from '../worker/error-transfer.js';
+import { createDefaultWorker } from './default-worker.js';
+import { DEFAULT_WORKER_START_TIMEOUT_MS, waitForWorkerStart } from './worker-start.js';
 import type { FluxWorkerApi, InstalledPackInfo, PackInstallCallOptions, RuntimeInfo } from '../worker/flux-worker-api.js';
 
 export interface FluxImage {
@@ -63,8 +65,16 @@ export type ClientEvent =
   | { type: 'recovered'; reason: 'device_lost' | 'out_of_memory' | 'gpu_error'; packId: string | null; gpuMemoryLimitBytes: number | null };
 
 export interface FluxClientOptions {
-  /** Creates the worker; called again to replace it after a GPU failure. Default: the bundled flux worker. */
+  /**
+   * The worker: a script that calls `exposeFluxWorker()` from 'flux-webgpu/worker' (docs/library.md). A function is
+   * called again to replace the worker after a GPU failure; a Worker instance cannot be replaced, so such a failure
+   * is reported instead of recovered. Default: the app's bundled worker (none in the npm package: pass one there).
+   */
+  worker?: Worker | (() => Worker);
+  /** Same as a `worker` function (kept for existing callers). */
   createWorker?: () => Worker;
+  /** How long the worker may take to start before calls reject (a 404 or a broken script rejects at once). @defaultValue 30000 */
+  startTimeoutMs?: number;
   /** The onnxruntime-web build for the bundled worker (default asyncify; JSPI loads with less memory, see load-ort.ts). */
   ortBuild?: 'jspi' | 'asyncify';
   onEvent?: (e: ClientEvent) => void;
@@ -79,18 +89,36 @@ export class FluxClient {
   private worker: Worker;
   private api: Comlink.Remote<FluxWorkerApi>;
   private gpuMemoryLimitBytes: number | null = null;
+  /** Settles when the worker has answered the start-up handshake; every call waits for it (worker-start.ts). */
+  private started!: Promise<void>;
 
-  private constructor(private readonly options: Required<Pick<FluxClientOptions, 'createWorker'>> & FluxClientOptions) {
+  private constructor(
+    private readonly options: Required<Pick<FluxClientOptions, 'createWorker'>> & FluxClientOptions,
+    /** False for a caller's Worker instance: there is no second one to recover with. */
+    private readonly replaceable: boolean,
+  ) {
     this.worker = options.createWorker();
     this.api = Comlink.wrap<FluxWorkerApi>(this.worker);
+    this.watchStart();
+  }
+
+  private watchStart(): void {
+    this.started = waitForWorkerStart(this.worker, this.options.startTimeoutMs ?? DEFAULT_WORKER_START_TIMEOUT_MS);
+    this.started.catch(() => undefined); // reported by the calls that wait for it, not as an unhandled rejection
   }
 
   /** Start the worker (see FluxClientOptions to host it yourself or to hear about recoveries). */
   static async create(options: FluxClientOptions = {}): Promise<FluxClient> {
     registerErrorTransfer();
     const name = options.ortBuild ? `flux:${options.ortBuild}` : 'flux';
-    const createWorker = options.createWorker ?? (() => new Worker(new URL('../../workers/flux.worker.ts', import.meta.url), { type: 'module', name }));
-    return new FluxClient({ ...options, createWorker });
+    const given = options.worker;
+    // Duck-typed: a Worker, or anything that talks like one (a polyfill, a test's MessagePort).
+    const workerLike = (w: object) => ['postMessage', 'addEventListener', 'terminate'].every((k) => typeof (w as Record<string, unknown>)[k] === 'function');
+    if (given !== undefined && typeof given !== 'function' && !(given && typeof given === 'object' && workerLike(given))) {
+      throw new FluxError('invalid_input', 'worker: must be a Worker or a function returning one, e.g. () => new Worker(new URL("./flux.worker.ts", import.meta.url), { type: "module" })', { field: 'worker' });
+    }
+    const createWorker = typeof given === 'function' ? given : given ? () => given : (options.createWorker ?? (() => createDefaultWorker(name)));
+    return new FluxClient({ ...options, createWorker }, !given || typeof given === 'function');
   }
 
   info(): Promise<RuntimeInfo> {
@@ -158,7 +186,7 @@ export class FluxClient {
     // Early, synchronous validation with the loaded model's config; the worker validates again.
     validateRequest(input, this.loaded?.config ?? resolveModelConfig(), () => 0);
     const { signal, onProgress } = options;
-    if (signal?.aborted) await this.api.cancel();
+    if (signal?.aborted) await this.call(() => this.api.cancel());
     const onAbort = () => void this.api.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -206,7 +234,7 @@ export class FluxClient {
     try {
       return await op();
     } catch (e) {
-      if (!isFluxError(e) || !RECOVERABLE.has(e.code)) throw e;
+      if (!isFluxError(e) || !RECOVERABLE.has(e.code) || !this.replaceable) throw e;
       const reason = e.code as 'device_lost' | 'out_of_memory' | 'gpu_error';
       this.options.onEvent?.({ type: 'recovering', reason, message: e.message });
       if (reason === 'out_of_memory') {
@@ -229,6 +257,7 @@ export class FluxClient {
     this.worker.terminate();
     this.worker = this.options.createWorker();
     this.api = Comlink.wrap<FluxWorkerApi>(this.worker);
+    this.watchStart();
     if (this.gpuMemoryLimitBytes !== null) await this.call(() => this.api.setGpuMemoryLimit(this.gpuMemoryLimitBytes));
     if (this.loaded?.packId) this.loaded = await this.call(() => this.api.loadPack(this.loaded!.packId!));
   }
@@ -259,6 +288,7 @@ export class FluxClient {
   }
 
   private async call<T>(f: () => Promise<T>): Promise<T> {
+    await this.started;
     try {
       return await f();
     } catch (e) {
