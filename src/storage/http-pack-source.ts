@@ -43,9 +43,11 @@ export async function httpGet(
     });
   } catch (e) {
     if (options.signal?.aborted) throw installCancelled();
-    throw new FluxError(failCode, `Could not fetch ${url}: ${e instanceof Error ? e.message : String(e)}`, {
+    const why = options.fetch ? null : await diagnoseFetchFailure(url, e, options.signal);
+    if (options.signal?.aborted) throw installCancelled();
+    throw new FluxError(failCode, why?.message ?? `Could not fetch ${url}: ${e instanceof Error ? e.message : String(e)}`, {
       cause: e,
-      details: { url },
+      details: { url, ...(why ? { reason: why.reason, origin: why.origin } : {}) },
     });
   }
   if (!res.ok && !options.accept?.includes(res.status)) {
@@ -56,6 +58,33 @@ export async function httpGet(
     });
   }
   return res;
+}
+
+/**
+ * A browser's fetch gives the same bare TypeError ("Failed to fetch") for a cross-origin answer without CORS
+ * headers and for a network that is down. A `no-cors` HEAD tells them apart: it resolves (opaquely) whenever the
+ * server answers at all. Null where there is no page origin (Node) or the URL is same-origin.
+ */
+async function diagnoseFetchFailure(url: string, e: unknown, signal: AbortSignal | undefined): Promise<{ reason: 'cors' | 'network'; origin: string; message: string } | null> {
+  const here = (globalThis as { location?: { origin?: string; href?: string } }).location;
+  if (!(e instanceof TypeError) || !here?.origin || !here.href) return null;
+  let origin: string;
+  try {
+    origin = new URL(url, here.href).origin;
+  } catch {
+    return null;
+  }
+  if (origin === here.origin) return null;
+  try {
+    await fetch(url, { method: 'HEAD', mode: 'no-cors', cache: 'no-store', ...(signal ? { signal } : {}) });
+  } catch {
+    return { reason: 'network', origin, message: `Could not reach ${origin} to fetch ${url}: the network is down, or the server does not answer (${e.message}).` };
+  }
+  return {
+    reason: 'cors',
+    origin,
+    message: `The server at ${origin} does not allow cross-origin requests (no Access-Control-Allow-Origin), so this page cannot read ${url}. The host must send CORS headers for pack files (see docs/hosting.md).`,
+  };
 }
 
 /** Fetch and validate `${baseUrl}/manifest.json`. */
@@ -70,7 +99,15 @@ export async function fetchManifest(baseUrl: string, options: HttpOptions = {}, 
     if (options.signal?.aborted) throw installCancelled();
     throw new FluxError('invalid_manifest', `${url} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  return parseManifest(json);
+  try {
+    return parseManifest(json);
+  } catch (e) {
+    // Name where it came from: the field alone does not say which of several hosts is wrong.
+    if (e instanceof FluxError && e.code === 'invalid_manifest') {
+      throw new FluxError('invalid_manifest', `Invalid pack manifest at ${url}: ${e.message}`, { cause: e, ...(e.field ? { field: e.field } : {}), details: { url } });
+    }
+    throw e;
+  }
 }
 
 /** Open a served pack folder. Files are fetched whole into memory when asked for, and size-checked. */
