@@ -106,7 +106,7 @@ export interface AttentionRun {
   ok: boolean;
   /** ORT's or WebGPU's error, when the run failed. */
   error?: string;
-  /** Per timed run, to GPU completion (output read back), after one warm-up run. */
+  /** Per timed run, to GPU completion (output read back), after the warm-up runs (default 1; 0: the first run is timed, shader compilation included). */
   runMs: number[];
   /** Largest |out − reference| over the checked rows (all heads), reference computed in float64 in JS. */
   maxAbsError?: number;
@@ -115,7 +115,7 @@ export interface AttentionRun {
 
 // Plain JS (a string, so no bundler helper leaks into the page). Inputs are made in the page: deterministic, and
 // nothing of their size crosses the DevTools protocol.
-const RUN_IN_PAGE = `async ({ origin, model, shape, runs, checkRows }) => {
+const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows }) => {
   const ort = await import(origin + '/ort.webgpu.min.mjs');
   ort.env.wasm.wasmPaths = origin + '/';
   ort.env.wasm.numThreads = 1;
@@ -129,11 +129,11 @@ const RUN_IN_PAGE = `async ({ origin, model, shape, runs, checkRows }) => {
     const feeds = { q: new ort.Tensor('float32', q, [B, H, S, D]), k: new ort.Tensor('float32', k, [B, H, S, D]), v: new ort.Tensor('float32', v, [B, H, S, D]) };
     const runMs = [];
     let out;
-    for (let r = 0; r <= runs; r++) {
+    for (let r = 0; r < warmup + runs; r++) {
       const t = performance.now();
       const res = await session.run(feeds);
       out = res.out.data;
-      if (r > 0) runMs.push(performance.now() - t);
+      if (r >= warmup) runMs.push(performance.now() - t);
     }
     let maxAbsError = 0, checkedRows = 0;
     const scale = 1 / Math.sqrt(D);
@@ -158,8 +158,8 @@ const RUN_IN_PAGE = `async ({ origin, model, shape, runs, checkRows }) => {
 }`;
 
 /** Run one attention graph on the page's WebGPU adapter; never throws for ORT/WebGPU errors (they come back in `error`). */
-export async function runAttention(page: Page, model: Uint8Array, shape: AttentionShape, opts: { runs?: number; checkRows?: number } = {}): Promise<AttentionRun> {
-  const arg = { origin: ORT_ORIGIN, model: Array.from(model), shape, runs: opts.runs ?? 1, checkRows: opts.checkRows ?? 4 };
+export async function runAttention(page: Page, model: Uint8Array, shape: AttentionShape, opts: { runs?: number; warmup?: number; checkRows?: number } = {}): Promise<AttentionRun> {
+  const arg = { origin: ORT_ORIGIN, model: Array.from(model), shape, runs: Math.max(1, opts.runs ?? 1), warmup: opts.warmup ?? 1, checkRows: opts.checkRows ?? 4 };
   return page.evaluate(`(${RUN_IN_PAGE})(${JSON.stringify(arg)})`) as Promise<AttentionRun>;
 }
 

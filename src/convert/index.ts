@@ -290,6 +290,8 @@ async function convertInto(options: ConvertOptions, output: { work?: string }): 
     let stageWeights: number[] = [];
     const weightsName = mode === 'int4' ? 'int4' : mode === 'int8' ? 'int8' : mode === 'fp16' ? 'float16' : 'float32';
     const spec: ComponentSpec = { dtype: 'float32', weights: weightsName, requiredFeatures: mode === 'fp16' || fp16Act ? ['shader-f16'] : [] };
+    // The capacity check reads this (src/runtime/activation-memory.ts): fused only when no attention was left as is.
+    if (attention?.sites.length) Object.assign(spec, attention.mode === 'chunked' && attention.chunks > 1 && !attention.skipped.length ? { attention: 'fused', attentionChunks: attention.chunks } : { attention: 'unfused' });
     const base = { name: g.name, opsetImport: g.opsetImport, irVersion: g.irVersion };
     // Any component over the stage budget is split: a session's external data is read whole by onnxruntime-web's
     // asyncify build, so a stage bounds the JS memory one session load needs (docs/runtime.md).

@@ -55,6 +55,14 @@ export interface ComponentSpec extends Partial<GraphFiles> {
   maxTensorBytes?: number;
   /** WebGPU features the graph needs beyond the baseline, e.g. ['shader-f16']. */
   requiredFeatures?: string[];
+  /**
+   * Written by the converter's attention pass (docs/attention.md): 'fused' = no buffer holds a full S×S scores
+   * tensor (every attention is split into `attentionChunks` query chunks, or is a fused kernel); 'unfused' = as
+   * exported. Absent: the capacity check inspects the graphs.
+   */
+  attention?: 'fused' | 'unfused';
+  /** Query chunks per attention when fused by chunking: the largest scores buffer is 1/attentionChunks of S×S. */
+  attentionChunks?: number;
   /** Pipeline role → graph input name. Missing roles use the role name itself (FLUX names). */
   inputs?: Record<string, string>;
   /** Pipeline role → graph output name. Missing: the graph's single output, whatever it is called. */
@@ -238,6 +246,10 @@ export function parseManifest(json: unknown): PackManifest {
     }
     if (c.requiredFeatures !== undefined && (!Array.isArray(c.requiredFeatures) || c.requiredFeatures.some((s) => typeof s !== 'string'))) {
       throw bad('must be an array of strings', `${field}.requiredFeatures`);
+    }
+    if (c.attention !== undefined && c.attention !== 'fused' && c.attention !== 'unfused') throw bad('must be "fused" or "unfused"', `${field}.attention`);
+    if (c.attentionChunks !== undefined && (typeof c.attentionChunks !== 'number' || !Number.isInteger(c.attentionChunks) || c.attentionChunks < 1 || c.attentionChunks > 256)) {
+      throw bad('must be an integer between 1 and 256', `${field}.attentionChunks`);
     }
     if (name === 'safety_checker') parseSafetyCheckerConfig(c, field);
     else {

@@ -18,6 +18,7 @@ import { convertPack } from '../../../src/convert/index.js';
 import { main as packMain } from '../../../src/convert/main.js';
 import { DT, node, onnx, valueInfo, type NodeProto } from '../../../src/convert/onnx.js';
 import { constInt64Init, constScalarInit } from '../../../src/convert/passes.js';
+import { parseManifest } from '../../../src/pack/manifest.js';
 import { captureCliOutput } from '../../support/cli-output.js';
 import { maxAbsDiff, readNpyAny, REFERENCE_DIR, TEST_PACK_DIR } from '../../support/fixtures.js';
 
@@ -193,6 +194,15 @@ describe('converted test pack (default --attention chunked)', () => {
     expect(t.attention).toMatchObject({ mode: 'chunked', chunks: 16, skipped: [] });
     expect(t.attention!.sites).toHaveLength(4);
     expect(v.attention!.sites).toHaveLength(1);
+    // The manifest tells the capacity check that no S×S buffer exists, and how many chunks the scores are cut in.
+    expect(r.report.manifest.components.transformer).toMatchObject({ attention: 'fused', attentionChunks: 16 });
+    expect(r.report.manifest.components.vae_decoder).toMatchObject({ attention: 'fused', attentionChunks: 16 });
+    const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    m.components.transformer.attention = 'chunked';
+    expect(() => parseManifest(m)).toThrow(/components\.transformer\.attention.*must be "fused" or "unfused"/);
+    m.components.transformer.attention = 'fused';
+    m.components.transformer.attentionChunks = 0;
+    expect(() => parseManifest(m)).toThrow(/components\.transformer\.attentionChunks.*between 1 and 256/);
     for (const c of [t, v]) {
       expect(c.verify && 'outputs' in c.verify).toBe(true);
       if (c.verify && 'outputs' in c.verify) for (const o of c.verify.outputs) expect(o.maxAbs).toBeLessThanOrEqual(1e-4);
@@ -252,6 +262,10 @@ describe('converted test pack (default --attention chunked)', () => {
     const softmaxes = (p: string) => (onnx.ModelProto.decode(readFileSync(join(p, 'transformer/model.onnx'))).graph!.node ?? []).filter((n) => n.opType === 'Softmax').length;
     expect(softmaxes(a)).toBe(64);
     expect(softmaxes(b)).toBe(4);
+    const manifest = (p: string) => parseManifest(JSON.parse(readFileSync(join(p, 'manifest.json'), 'utf8')));
+    expect(manifest(a).components.transformer).toMatchObject({ attention: 'fused', attentionChunks: 16 });
+    expect(manifest(b).components.transformer.attention).toBe('unfused');
+    expect(manifest(b).components.transformer.attentionChunks).toBeUndefined();
     const feeds = transformerFeeds(16, 8);
     const run1 = async (p: string) => {
       const s = await ort.InferenceSession.create(join(p, 'transformer/model.onnx'));
