@@ -9,6 +9,8 @@ import type { HistoryEntry, NewHistoryEntry } from '../history/history-store.js'
 import { ENDPOINT_SCHEMAS, type FluxEndpointId, type FluxRemoteInput } from '../client/request-vocabulary.js';
 import { app } from './context.js';
 import { errorText, showNotice, ui } from './dom.js';
+import { withGenerationParameters } from '../image/metadata.js';
+import { initLightbox, openLightbox } from './lightbox.js';
 import { formatBytes, formatMs } from './format.js';
 import { buildShareLink, type SharedSettings } from './share-link.js';
 
@@ -26,6 +28,8 @@ let oldestShown: number | null = null;
 
 export async function initGallery(a: GalleryActions): Promise<void> {
   actions = a;
+  initLightbox();
+  initHistoryTools();
   document.getElementById('history-export')!.addEventListener('click', () => void exportHistory());
   const file = document.getElementById('history-file') as HTMLInputElement;
   document.getElementById('history-import')!.addEventListener('click', () => file.click());
@@ -42,9 +46,16 @@ export async function initGallery(a: GalleryActions): Promise<void> {
   await refreshUsage();
 }
 
+/** The search box's text, lower-cased; '' shows everything. */
+let query = '';
+
 async function showMore(): Promise<void> {
-  const entries = await app.history!.list({ limit: PAGE, ...(oldestShown !== null ? { before: oldestShown } : {}) });
+  const entries = query ? await searchHistory(query) : await app.history!.list({ limit: PAGE, ...(oldestShown !== null ? { before: oldestShown } : {}) });
   for (const e of entries) ui.results.append(await renderEntry(e));
+  if (query) {
+    if (!entries.length) ui.results.innerHTML = `<p class="empty" data-testid="no-matches">No results match “${escapeHtml(query)}”.</p>`;
+    return;
+  }
   if (entries.length) {
     ui.results.querySelector('.empty')?.remove();
     oldestShown = entries[entries.length - 1]!.createdAt;
@@ -184,6 +195,15 @@ async function renderEntry(e: HistoryEntry, blobs?: (Blob | null)[]): Promise<HT
     img.alt = e.prompt || `${ENDPOINT_SCHEMAS[e.endpoint as FluxEndpointId]?.title ?? e.endpoint} result`;
     img.loading = 'lazy';
     img.dataset.testid = 'result-image';
+    img.tabIndex = 0;
+    img.title = 'Open full size (← → to browse)';
+    img.addEventListener('click', () => openLightbox(img));
+    img.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') {
+        ev.preventDefault();
+        openLightbox(img);
+      }
+    });
     shot.append(img);
     if (meta.hidden || e.has_nsfw_concepts[i]) {
       shot.classList.add('hidden-by-checker');
@@ -202,6 +222,11 @@ async function renderEntry(e: HistoryEntry, blobs?: (Blob | null)[]): Promise<HT
     dl.textContent = 'Download';
     dl.className = 'button-like small';
     dl.dataset.testid = 'download';
+    dl.title = 'Download, with the prompt and settings inside the file';
+    dl.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      void downloadWithParameters(e, blob, src, meta.contentType, dl.download);
+    });
     tools.append(
       dl,
       button('Copy', 'copy-image', () => void copyImage(blob, src)),
@@ -230,6 +255,14 @@ async function renderEntry(e: HistoryEntry, blobs?: (Blob | null)[]): Promise<HT
     button('Copy link', 'copy-link', () => void copyText(shareUrl(e), 'Link copied.')),
     button('Delete', 'delete-result', () => void deleteEntry(e.id, fig)),
   );
+  const select = document.createElement('input');
+  select.type = 'checkbox';
+  select.className = 'select-entry';
+  select.dataset.testid = 'select-entry';
+  select.setAttribute('aria-label', `Select “${e.prompt || 'this result'}”`);
+  select.hidden = !selecting;
+  select.addEventListener('change', updateSelection);
+  prompt.prepend(select);
   cap.append(prompt, meta, row);
   fig.append(shots, cap);
   return fig;
@@ -245,8 +278,33 @@ async function deleteEntry(id: string, fig: HTMLElement): Promise<void> {
   for (const u of entryUrls.get(id) ?? []) URL.revokeObjectURL(u);
   entryUrls.delete(id);
   fig.remove();
-  if (!ui.results.querySelector('figure')) ui.results.innerHTML = '<p class="empty">Images you generate appear here, and stay here across visits.</p>';
+  if (!ui.results.querySelector('figure')) ui.results.innerHTML = EMPTY_HTML;
   await refreshUsage();
+}
+
+/**
+ * Save an image with its generation parameters inside (PNG text chunks, JPEG COM + Exif), so other tools and a
+ * later visit can read back how it was made. A remote image that cannot be read (no CORS) is saved as it is.
+ */
+async function downloadWithParameters(e: HistoryEntry, blob: Blob | null, src: string, contentType: string, fileName: string): Promise<void> {
+  let href = src;
+  let made: string | null = null;
+  try {
+    const bytes = new Uint8Array(await (blob ?? (await (await fetch(src)).blob())).arrayBuffer());
+    const params = { prompt: e.prompt, endpoint: e.endpoint, seed: e.seed, width: e.width, height: e.height, steps: e.steps ?? undefined, target: e.target, input: e.input };
+    const withParams = withGenerationParameters(bytes, contentType, params);
+    made = href = URL.createObjectURL(new Blob([withParams as Uint8Array<ArrayBuffer>], { type: contentType }));
+  } catch (err) {
+    console.warn('saving the image without its parameters:', err);
+  }
+  const a = document.createElement('a');
+  a.href = href;
+  a.download = fileName;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  if (made) setTimeout(() => URL.revokeObjectURL(made), 60_000);
 }
 
 async function copyText(text: string, done: string): Promise<void> {
@@ -305,4 +363,85 @@ async function importHistory(file: Blob): Promise<void> {
   } catch (e) {
     showNotice(ui.historyNotice, `Import failed: ${errorText(e)}`);
   }
+}
+
+const EMPTY_HTML = '<p class="empty">Images you generate appear here, and stay here across visits.</p>';
+let selecting = false;
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Every stored entry whose prompt contains `q` (case-insensitive), newest first. Metadata only: images load per entry. */
+async function searchHistory(q: string): Promise<HistoryEntry[]> {
+  const all = await app.history!.list();
+  return all.filter((e) => e.prompt.toLowerCase().includes(q));
+}
+
+/** Drop every shown entry (revoking its object URLs) and show the first page again, for the current search. */
+async function reloadResults(): Promise<void> {
+  for (const urls of entryUrls.values()) for (const u of urls) URL.revokeObjectURL(u);
+  entryUrls.clear();
+  oldestShown = null;
+  ui.results.innerHTML = EMPTY_HTML;
+  if (app.history) await showMore();
+  updateSelection();
+}
+
+function selectedFigures(): HTMLElement[] {
+  return [...ui.results.querySelectorAll<HTMLInputElement>('[data-testid="select-entry"]:checked')].map((c) => c.closest('figure')!);
+}
+
+function updateSelection(): void {
+  const del = document.getElementById('history-delete-selected') as HTMLButtonElement;
+  const n = selectedFigures().length;
+  del.hidden = !selecting;
+  del.disabled = n === 0;
+  del.textContent = n ? `Delete selected (${n})` : 'Delete selected';
+}
+
+function initHistoryTools(): void {
+  const search = document.getElementById('history-search') as HTMLInputElement;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  search.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      query = search.value.trim().toLowerCase();
+      void reloadResults();
+    }, 200);
+  });
+  const selectButton = document.getElementById('history-select') as HTMLButtonElement;
+  selectButton.addEventListener('click', () => {
+    selecting = !selecting;
+    selectButton.setAttribute('aria-pressed', String(selecting));
+    selectButton.textContent = selecting ? 'Done' : 'Select';
+    for (const c of ui.results.querySelectorAll<HTMLInputElement>('[data-testid="select-entry"]')) {
+      c.hidden = !selecting;
+      if (!selecting) c.checked = false;
+    }
+    updateSelection();
+  });
+  document.getElementById('history-delete-selected')!.addEventListener('click', () => void deleteSelected());
+  document.getElementById('history-clear')!.addEventListener('click', () => void clearHistory());
+}
+
+async function deleteSelected(): Promise<void> {
+  const figs = selectedFigures();
+  if (!figs.length || !confirm(`Delete ${figs.length} result${figs.length > 1 ? 's' : ''} from this browser? This cannot be undone (Export first to keep a copy).`)) return;
+  for (const fig of figs) await deleteEntry(fig.dataset.id!, fig);
+  updateSelection();
+}
+
+async function clearHistory(): Promise<void> {
+  if (!app.history) return;
+  const { entries } = await app.history.usage();
+  if (!entries || !confirm(`Delete all ${entries} results kept in this browser? This cannot be undone (Export first to keep a copy).`)) return;
+  try {
+    await app.history.clear();
+  } catch (e) {
+    showNotice(ui.historyNotice, `Could not clear the history: ${errorText(e)}`);
+    return;
+  }
+  await reloadResults();
+  await refreshUsage();
 }

@@ -12,6 +12,9 @@ import { clearError, showError, ui } from './dom.js';
 import { TimingHistory } from './estimate.js';
 import { formatMs } from './format.js';
 import { addResult } from './gallery-ui.js';
+import { falSnippet } from './code-snippet.js';
+import { PromptRecall } from './prompt-recall.js';
+import { progressFraction } from './run-progress.js';
 import { AUTO_RUN_ASK_TEXT, autoRunAction, buildShareLink, parseShareLink, type SharedSettings } from './share-link.js';
 
 /** Aborts the running generation (local or remote). */
@@ -19,6 +22,15 @@ let running: AbortController | null = null;
 /** The input image for Redux / image-to-image: a file, or a result (Blob or URL). */
 let inputImage: Blob | string | null = null;
 const timings = new TimingHistory();
+const prompts = new PromptRecall(storageOrNull());
+
+function storageOrNull(): Storage | null {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // storage blocked (opaque origin)
+  }
+}
 /** Set by a `run=1` link until the first generation; any click on Generate clears it (the user chose). */
 let autoRunArmed = false;
 
@@ -230,6 +242,7 @@ export async function generateNow(): Promise<void> {
   ui.generate.dataset.testid = 'cancel';
   ui.runStatus.textContent = 'Starting…';
   delete ui.runStatus.dataset.queuePosition;
+  setProgress(0);
   try {
     const input = readInput(id);
     const px = pixelSize(input.image_size);
@@ -246,6 +259,7 @@ export async function generateNow(): Promise<void> {
         const elapsed = performance.now() - t0;
         ui.runStatus.textContent = describe(e) + (expected != null && expected > elapsed ? ` · about ${formatMs(expected - elapsed)} left` : '');
         ui.runStatus.dataset.stage = e.stage;
+        setProgress(progressFraction(e));
         if (e.target === 'remote' && e.stage === 'queued') ui.runStatus.dataset.queuePosition = String(e.queuePosition);
       },
     });
@@ -253,6 +267,8 @@ export async function generateNow(): Promise<void> {
     updateAddressBar(id, input, r.data.seed);
     if (!ui.seedLock.checked) ui.seed.value = '';
     ui.runStatus.textContent = `Done in ${formatMs(r.data.timings.total_ms)} (seed ${r.data.seed})${r.route.target === 'remote' ? ' on fal' : ''}.`;
+    if (input.prompt) prompts.add(input.prompt);
+    refreshRecentPrompts();
     await addResult(r, id, input);
   } catch (e) {
     if (isFluxError(e) && e.code === 'cancelled') ui.runStatus.textContent = 'Cancelled.';
@@ -262,6 +278,7 @@ export async function generateNow(): Promise<void> {
     }
   } finally {
     running = null;
+    ui.runProgress.hidden = true;
     delete ui.runStatus.dataset.stage;
     ui.generate.textContent = 'Generate';
     ui.generate.dataset.testid = 'generate';
@@ -288,8 +305,28 @@ export function initGenerateUi(): { runOnLoad: boolean } {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
       e.preventDefault();
       ui.form.requestSubmit();
+    } else if (e.altKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown')) {
+      const p = prompts.step(e.key === 'ArrowUp' ? 1 : -1);
+      if (p !== null) {
+        e.preventDefault();
+        ui.prompt.value = p;
+      }
     }
   });
+  // Esc cancels a running generation from anywhere on the page (a lightbox, if open, takes Esc first).
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && running && !e.defaultPrevented && !document.querySelector('dialog[open]')) {
+      e.preventDefault();
+      running.abort();
+    }
+  });
+  refreshRecentPrompts();
+  ui.recentPrompts.addEventListener('change', () => {
+    if (ui.recentPrompts.value) ui.prompt.value = ui.recentPrompts.value;
+    ui.recentPrompts.value = '';
+    ui.prompt.focus();
+  });
+  ui.copyCode.addEventListener('click', () => void copyAsCode());
   ui.seedRandom.addEventListener('click', () => {
     ui.seed.value = '';
     ui.seedLock.checked = false;
@@ -305,4 +342,31 @@ export function initGenerateUi(): { runOnLoad: boolean } {
     showError(e);
     return { runOnLoad: false };
   }
+}
+
+/** The bar under the form: a fraction, or indeterminate (null) while fal has not said how far it is. */
+function setProgress(fraction: number | null): void {
+  ui.runProgress.hidden = false;
+  if (fraction === null) ui.runProgress.removeAttribute('value');
+  else ui.runProgress.value = fraction;
+}
+
+function refreshRecentPrompts(): void {
+  const first = ui.recentPrompts.options[0]!;
+  ui.recentPrompts.replaceChildren(first, ...prompts.list().map((p) => new Option(p.length > 60 ? `${p.slice(0, 57)}…` : p, p)));
+  ui.recentPrompts.hidden = ui.recentPrompts.options.length === 1;
+}
+
+/** Show, and copy when the clipboard allows, the fal-compatible call for the current settings. */
+async function copyAsCode(): Promise<void> {
+  const code = falSnippet(endpoint(), readInput(endpoint()));
+  ui.codeView.textContent = code;
+  ui.codeView.hidden = false;
+  try {
+    await navigator.clipboard.writeText(code);
+    ui.copyCode.textContent = 'Copied';
+  } catch {
+    ui.copyCode.textContent = 'Shown below'; // no clipboard permission: the code is selectable in the page
+  }
+  setTimeout(() => (ui.copyCode.textContent = 'Copy as code'), 2000);
 }

@@ -5,6 +5,7 @@
  * no ZIP64, no encryption, no multi-disk archives. CRC-32 and sizes are checked on every read.
  */
 import { inflateSync } from 'fflate';
+import { crc32 } from '../image/crc32.js';
 
 export interface ZipMember {
   name: string;
@@ -115,19 +116,4 @@ export class ZipReader {
     if (crc32(data) !== m.crc32) throw new ZipFormatError(`damaged ZIP file ("${name}" fails its CRC-32 check)`);
     return data;
   }
-}
-
-let table: Uint32Array | undefined;
-export function crc32(data: Uint8Array): number {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }

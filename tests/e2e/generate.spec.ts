@@ -3,6 +3,8 @@
  * determinism by seed; cancel; one read-back per generation.
  */
 import { expect, test } from './shared-app.js';
+import { readFileSync } from 'node:fs';
+import { readPngText } from '../../src/image/metadata.js';
 import { decodePng } from '../support/fixtures.js';
 import { generate, installTestPack, openApp } from './helpers.js';
 
@@ -24,6 +26,16 @@ test('install the test pack, generate from the UI, get an image', async ({ page 
   expect(await img.evaluate((el: HTMLImageElement) => [el.naturalWidth, el.naturalHeight, el.complete])).toEqual([32, 48, true]);
   await expect(page.getByTestId('run-status')).toContainText('Done');
   await expect(page.locator('figcaption').first()).toContainText('seed 42');
+
+  // Download: the same pixels, with the prompt and settings inside the PNG (tEXt `parameters`, `fal_input`).
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download').first().click()]);
+  expect(download.suggestedFilename()).toBe('flux-42-1.png');
+  const file = new Uint8Array(readFileSync(await download.path()));
+  const text = readPngText(file);
+  expect(text.parameters).toMatch(/^a lighthouse on a cliff at dusk\nSteps: 2, Sampler: Euler \(flow matching\), Seed: 42, Size: 32x48, Model: fal-ai\/flux\/schnell, Ran: flux-webgpu \(this device\)$/);
+  expect(JSON.parse(text.fal_input!)).toMatchObject({ prompt: 'a lighthouse on a cliff at dusk', seed: 42, num_inference_steps: 2, output_format: 'png' });
+  const shown = await img.evaluate(async (el: HTMLImageElement) => Array.from(new Uint8Array(await (await fetch(el.src)).arrayBuffer())));
+  expect(decodePng(file).rgb).toEqual(decodePng(Uint8Array.from(shown)).rgb);
 });
 
 test('same seed gives identical bytes, a different seed a different image; one GPU read-back each', async ({ loadedApp: page }) => {
