@@ -91,7 +91,17 @@ async function diagnoseFetchFailure(url: string, e: unknown, signal: AbortSignal
 export async function fetchManifest(baseUrl: string, options: HttpOptions = {}, failCode: FluxErrorCode = 'pack_file_missing'): Promise<PackManifest> {
   const url = packFileUrl(baseUrl, 'manifest.json');
   // 'no-cache' revalidates, so an updated pack on the server is seen on the next install.
-  const res = await httpGet(url, { ...options, cache: 'no-cache' }, failCode);
+  let res: Response;
+  try {
+    res = await httpGet(url, { ...options, cache: 'no-cache' }, failCode);
+  } catch (e) {
+    // A missing manifest most often means a wrong URL: say what the URL must point at.
+    if (e instanceof FluxError && e.code === 'pack_file_missing') {
+      const status = (e.details as { status?: number } | undefined)?.status;
+      throw new FluxError('pack_file_missing', `No pack manifest at ${url} (HTTP ${status ?? 404}): the URL must be the pack's folder, the one holding manifest.json.`, { cause: e, details: e.details });
+    }
+    throw e;
+  }
   let json: unknown;
   try {
     json = await res.json();
