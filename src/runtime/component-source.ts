@@ -104,7 +104,8 @@ export async function sourcesFromPack(source: PackSource, configOverrides?: Part
       config: t.config ? ((await readJsonFile(source, t.config)) as Record<string, unknown>) : undefined,
     });
     const [clip, t5] = [await load(m.tokenizers.clip), await load(m.tokenizers.t5)];
-    tokenizers = { clip: loadClipTokenizer(clip.json, clip.config), t5: loadT5Tokenizer(t5.json, t5.config) };
+    // Name the pack's file in a parse error, so a broken tokenizer.json says which one (the CLI does the same).
+    tokenizers = { clip: loadClipTokenizer(clip.json, clip.config, m.tokenizers.clip.tokenizer), t5: loadT5Tokenizer(t5.json, t5.config, m.tokenizers.t5.tokenizer) };
   }
   const sources: BackendSources = { config: resolveModelConfig(m.config, configOverrides), explicitConfig: { ...m.config, ...configOverrides }, components, tokenizers };
   const checker = m.components.safety_checker;
