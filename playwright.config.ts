@@ -32,7 +32,8 @@ export default defineConfig({
       // The key is in the build's environment too: remote.spec.ts checks it never reaches the bundle.
       command: `npx vite build && npx vite preview --port ${PORT} --strictPort`,
       url: `http://127.0.0.1:${PORT}/`,
-      reuseExistingServer: !process.env.CI,
+      // Never reuse: a server left over from an interrupted run would serve an old build.
+      reuseExistingServer: false,
       timeout: 180_000,
       stdout: 'ignore',
       env: { FAL_KEY: FAL_E2E_KEY, FAL_TEST_UPSTREAM_ORIGIN: FAKE_FAL_URL },
