@@ -173,6 +173,18 @@ describe('two tabs, one IndexedDB', () => {
     expect(await verifyB!).toMatchObject({ ok: false, code: 'busy' });
     await expectIntact(pack.bytes);
   });
+
+  it('a pack deleted in tab B while tab A has it open: A gets pack_file_missing naming the file, never partial bytes', async () => {
+    const a = await openTab();
+    const b = await openTab();
+    await a.installer.installPack(server.baseUrl, { store: a.store, storage: null });
+    const src = await a.mod.openInstalledPack('test-pack', { store: a.store });
+    expect(((await src.getFile('small.bin')) as Blob).size).toBe(3000);
+    await b.mod.deletePack('test-pack', { store: b.store });
+    const e = await outcome(src.getFile('big.bin'));
+    expect(e).toMatchObject({ ok: false, code: 'pack_file_missing' });
+    expect(e.ok === false && e.message).toBe('Pack "test-pack": file "big.bin" is not in storage (no record); reinstall the pack.');
+  });
 });
 
 describe('LocalLockManager (the Web Locks stand-in where navigator.locks is missing)', () => {
