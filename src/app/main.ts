@@ -5,13 +5,15 @@
  */
 import { createFluxClient } from '../client/flux-api.js';
 import { FluxClient, type ClientEvent } from '../client/flux-client.js';
+import { LOCAL_ENDPOINT } from '../client/routing.js';
+import { isFluxError } from '../errors.js';
 import { canvasThumbnailer, HistoryStore } from '../history/history-store.js';
 import { CATALOG } from './catalog.js';
 import { app } from './context.js';
 import { showError, showNotice, ui } from './dom.js';
 import { initGallery } from './gallery-ui.js';
 import { applySettings, generateNow, initGenerateUi, refreshRoute, useAsInput, useSeed } from './generate-ui.js';
-import { initInstallUi, loadPack, refreshDeviceReport, refreshPacks } from './packs-ui.js';
+import { initInstallUi, installFirstRunPack, loadPack, refreshDeviceReport, refreshPacks } from './packs-ui.js';
 import { registerServiceWorker } from './pwa.js';
 
 /** The client recovered from a GPU failure on its own: say what happened, in place. */
@@ -31,6 +33,20 @@ async function openHistory(): Promise<HistoryStore | null> {
   } catch (e) {
     console.warn('history unavailable:', e);
     return null;
+  }
+}
+
+/**
+ * Nothing is installed: install the pack that ships with the app when FLUX.1 [schnell] would otherwise have
+ * nowhere to run — fal unavailable under Auto (no key, no proxy), or this device chosen. With fal available
+ * under Auto, nothing is installed behind the user's back: requests go to fal and the Models card says so.
+ */
+async function firstRunInstallWanted(): Promise<boolean> {
+  if (app.api.routePreference === 'remote') return false;
+  try {
+    return (await app.api.route(LOCAL_ENDPOINT)).target === 'local';
+  } catch (e) {
+    return isFluxError(e) && e.code === 'remote_unavailable';
   }
 }
 
@@ -60,7 +76,10 @@ async function start(): Promise<void> {
   const installed = await refreshPacks();
   const ready = installed.find((p) => p.state === 'complete' && CATALOG.some((c) => c.id === p.id));
   if (ready && info.webgpu) await loadPack(ready.id); // refreshes the device report and the route itself
-  else await Promise.all([refreshDeviceReport(), refreshRoute()]);
+  else if (info.webgpu && installed.length === 0 && (await firstRunInstallWanted())) {
+    // With progress on the Models card; a `run=1` link then runs on this device below.
+    if (!(await installFirstRunPack())) await Promise.all([refreshDeviceReport(), refreshRoute()]);
+  } else await Promise.all([refreshDeviceReport(), refreshRoute()]);
   document.body.dataset.ready = 'true';
   if (runOnLoad && !ui.generate.disabled) await generateNow();
 }

@@ -5,9 +5,10 @@
  */
 import type { InstalledPackInfo, InstallProgress, LocalPackFile, PackInfo } from '../client/flux-client.js';
 import { isFluxError } from '../errors.js';
-import { CATALOG } from './catalog.js';
+import { fetchManifest } from '../storage/http-pack-source.js';
+import { CATALOG, checkEntryForDevice, checkManifestForDevice, FIRST_RUN_PACK, normalizePackUrl, type CatalogEntry } from './catalog.js';
 import { app } from './context.js';
-import { $, clearError, showError, ui } from './dom.js';
+import { $, clearError, errorText, showError, ui } from './dom.js';
 import { dropEntries, walkEntries } from './dropped-files.js';
 import { formatBytes } from './format.js';
 
@@ -24,6 +25,8 @@ interface PackRow {
   note: string;
   /** Where to (re)install it from; null: only from a local folder. */
   url: string | null;
+  /** Its catalog entry, if listed (stated size, license, required features). */
+  entry?: CatalogEntry;
   info: PackInfo | undefined;
 }
 
@@ -40,7 +43,14 @@ function packStateText(info: PackInfo | undefined): string {
 
 export async function refreshPacks(): Promise<PackInfo[]> {
   const installed = await app.client.listPacks();
-  const rows: PackRow[] = CATALOG.map((c) => ({ id: c.id, name: c.name, note: c.note, url: c.url, info: installed.find((p) => p.id === c.id) }));
+  const rows: PackRow[] = CATALOG.map((c) => ({
+    id: c.id,
+    name: c.name,
+    note: `${formatBytes(c.sizeBytes)} · license ${c.license}${c.requiredFeatures.length ? ` · needs ${c.requiredFeatures.join(', ')}` : ''}. ${c.note}`,
+    url: c.url,
+    entry: c,
+    info: installed.find((p) => p.id === c.id),
+  }));
   for (const p of installed) {
     if (CATALOG.some((c) => c.id === p.id)) continue;
     rows.push({ id: p.id, name: p.name, note: p.source === 'files' ? 'Installed from a local folder.' : `From ${p.sourceUrl ?? 'unknown source'}.`, url: p.sourceUrl, info: p });
@@ -70,7 +80,7 @@ export async function refreshPacks(): Promise<PackInfo[]> {
     // Resume/repair uses the same source as the interrupted install: its URL, or the folder again.
     const reinstall = (): void => {
       if (info?.source === 'files' || row.url === null) $<HTMLInputElement>('folder-input').click();
-      else void installFromUrl(row.url);
+      else void installFromUrl(row.url, row.entry);
     };
     if (info?.state === 'complete') {
       if (app.client.loadedModel?.packId !== row.id) button('Load', 'load-pack', () => void loadPack(row.id));
@@ -86,7 +96,31 @@ export async function refreshPacks(): Promise<PackInfo[]> {
     ui.packs.append(li);
   }
   void refreshStorage();
+  void refreshEmptyState(installed);
   return installed;
+}
+
+/** One line over the list while nothing (or only the test pack) is installed: what happens, and how to get pictures. */
+async function refreshEmptyState(installed: PackInfo[]): Promise<void> {
+  const el = $('models-empty');
+  const onlyTest = installed.length > 0 && installed.every((p) => CATALOG.find((c) => c.id === p.id)?.testPack === true);
+  const real = 'for real pictures, install a FLUX.1 [schnell] pack from a URL below (docs/hosting.md says how to publish one)';
+  if (installed.length > 0 && !onlyTest) {
+    el.hidden = true;
+    return;
+  }
+  let text: string;
+  if (onlyTest) text = `Only the test pack is installed: it makes abstract patterns; ${real}.`;
+  else {
+    const [info, fal] = await Promise.all([app.client.info(), app.api.falAvailability()]);
+    const size = formatBytes(FIRST_RUN_PACK.sizeBytes);
+    if (!info.webgpu) text = `Nothing can run in this browser (no usable WebGPU), so ${fal.available ? 'FLUX.1 [schnell] goes to fal' : 'nothing can be generated here: fal is unavailable too'}.`;
+    else if (fal.available && app.api.routePreference !== 'local') {
+      text = `Nothing is installed: Generate sends FLUX.1 [schnell] to fal until a model is installed; install the test pack (${size}, offline, abstract patterns) or, ${real}.`;
+    } else text = `Nothing is installed: the built-in test pack (${size}, abstract patterns, not pictures) is installed on first use so this page can generate; ${real}.`;
+  }
+  el.textContent = text;
+  el.hidden = false;
 }
 
 /** Browser storage used/allowed and whether it is persistent, under the pack list. */
@@ -153,11 +187,19 @@ function showInstallProgress(e: InstallProgress, verb: string): void {
   }
 }
 
-/** Run one install (URL or folder) with progress and cancel, then load the pack. */
-async function runInstall(verb: string, start: (onProgress: (e: InstallProgress) => void, replace: boolean) => Promise<InstalledPackInfo>): Promise<void> {
-  if (installing) return;
+/**
+ * Run one install (URL or folder) with progress and cancel, then load the pack. `fail` shows an error (default:
+ * under the form). Resolves true when the pack was installed and loaded.
+ */
+async function runInstall(
+  verb: string,
+  start: (onProgress: (e: InstallProgress) => void, replace: boolean) => Promise<InstalledPackInfo>,
+  fail: (e: unknown) => void = showError,
+): Promise<boolean> {
+  if (installing) return false;
   installing = true;
   clearError();
+  showInstallError(null);
   const cancel = $<HTMLButtonElement>('cancel-install');
   cancel.hidden = false;
   let id: string | null = null;
@@ -177,21 +219,57 @@ async function runInstall(verb: string, start: (onProgress: (e: InstallProgress)
     setProgress(null, '');
   } catch (e) {
     setProgress(null, '');
-    if (!(isFluxError(e) && e.code === 'cancelled')) showError(e);
+    if (!(isFluxError(e) && e.code === 'cancelled')) fail(e);
     else ui.modelStatus.textContent = 'Install paused; what was stored is kept — resume it from the list.';
   } finally {
     installing = false;
     cancel.hidden = true;
   }
   await refreshPacks();
-  if (id !== null) await loadPack(id);
+  if (id === null) return false;
+  await loadPack(id);
+  return app.client.loadedModel?.packId === id;
 }
 
-function installFromUrl(url: string): Promise<void> {
-  return runInstall('Downloading', (onProgress, replace) => app.client.installPack(url, onProgress, { replace }));
+function showInstallError(e: unknown): void {
+  const el = $('install-error');
+  el.hidden = e === null;
+  el.textContent = e === null ? '' : errorText(e);
 }
 
-function installFromFiles(files: LocalPackFile[]): Promise<void> {
+/**
+ * Before any download: the manifest at `url` is fetched and validated here (404, CORS, bad manifest each say so),
+ * and this GPU must be able to run the pack (features, adapter limits). Storage quota is checked by the installer.
+ */
+async function precheck(url: string, entry: CatalogEntry | undefined): Promise<void> {
+  setProgress(0, 'Checking the pack…');
+  const info = await app.client.info();
+  if (entry) checkEntryForDevice(entry, info);
+  const manifest = await fetchManifest(url);
+  checkManifestForDevice(manifest, url, info);
+}
+
+function installFromUrl(url: string, entry?: CatalogEntry, fail?: (e: unknown) => void): Promise<boolean> {
+  return runInstall(
+    'Downloading',
+    async (onProgress, replace) => {
+      if (!replace) await precheck(url, entry);
+      return app.client.installPack(url, onProgress, { replace });
+    },
+    fail,
+  );
+}
+
+/**
+ * First run: nothing is installed, so the pack that ships with the app is installed and loaded, with progress.
+ * Resolves true when it is loaded.
+ */
+export function installFirstRunPack(): Promise<boolean> {
+  ui.modelStatus.textContent = `First run: installing ${FIRST_RUN_PACK.name} (${formatBytes(FIRST_RUN_PACK.sizeBytes)}), which ships with the app…`;
+  return installFromUrl(FIRST_RUN_PACK.url, FIRST_RUN_PACK);
+}
+
+function installFromFiles(files: LocalPackFile[]): Promise<boolean> {
   return runInstall('Copying', (onProgress, replace) => app.client.installPackFromFiles(files, onProgress, { replace }));
 }
 
@@ -205,6 +283,25 @@ export function initInstallUi(): void {
     if (files.length) void installFromFiles(files);
   });
   $('cancel-install').addEventListener('click', () => void app.client.cancelInstall());
+  const urlForm = $<HTMLFormElement>('install-url-form');
+  const urlInput = $<HTMLInputElement>('install-url');
+  urlInput.addEventListener('input', () => urlInput.removeAttribute('aria-invalid'));
+  urlForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    let url: string;
+    try {
+      url = normalizePackUrl(urlInput.value, location.href);
+    } catch (err) {
+      urlInput.setAttribute('aria-invalid', 'true');
+      showInstallError(err);
+      return;
+    }
+    const listed = CATALOG.find((c) => new URL(c.url, location.href).href === url);
+    void installFromUrl(url, listed, (err) => {
+      urlInput.setAttribute('aria-invalid', 'true');
+      showInstallError(err);
+    });
+  });
   const card = $('model-card');
   card.addEventListener('dragover', (e) => {
     if (!e.dataTransfer?.types.includes('Files')) return;
