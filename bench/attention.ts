@@ -111,6 +111,8 @@ export interface AttentionRun {
   /** Largest |out − reference| over the checked rows (all heads), reference computed in float64 in JS. */
   maxAbsError?: number;
   checkedRows: number;
+  /** GPU→CPU buffer reads (mapAsync READ) in the last run: 1 = only the output came back. */
+  gpuReadsPerRun?: number;
 }
 
 // Plain JS (a string, so no bundler helper leaks into the page). Inputs are made in the page: deterministic, and
@@ -123,16 +125,25 @@ const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows }) =
   const n = B * H * S * D;
   const mk = (phase) => { const x = new Float32Array(n); for (let i = 0; i < n; i++) x[i] = Math.sin(i * 0.61 + phase) * (1 + (i % 7) / 7); return x; };
   const q = mk(0), k = mk(1.3), v = mk(2.9);
+  // Count GPU→CPU reads (mapAsync for reading) per run: only the output should come back, never shape values.
+  if (!GPUBuffer.prototype.__countedMap) {
+    const orig = GPUBuffer.prototype.mapAsync;
+    globalThis.__gpuReads = 0;
+    GPUBuffer.prototype.mapAsync = function (mode, ...rest) { if (mode & GPUMapMode.READ) globalThis.__gpuReads++; return orig.call(this, mode, ...rest); };
+    GPUBuffer.prototype.__countedMap = true;
+  }
   let session;
   try {
     session = await ort.InferenceSession.create(new Uint8Array(model), { executionProviders: ['webgpu'] });
     const feeds = { q: new ort.Tensor('float32', q, [B, H, S, D]), k: new ort.Tensor('float32', k, [B, H, S, D]), v: new ort.Tensor('float32', v, [B, H, S, D]) };
     const runMs = [];
-    let out;
+    let out, gpuReadsPerRun = 0;
     for (let r = 0; r < warmup + runs; r++) {
       const t = performance.now();
+      const reads0 = globalThis.__gpuReads;
       const res = await session.run(feeds);
       out = res.out.data;
+      gpuReadsPerRun = globalThis.__gpuReads - reads0;
       if (r >= warmup) runMs.push(performance.now() - t);
     }
     let maxAbsError = 0, checkedRows = 0;
@@ -149,7 +160,7 @@ const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows }) =
         checkedRows++;
       }
     }
-    return { ok: true, runMs, maxAbsError, checkedRows };
+    return { ok: true, runMs, maxAbsError, checkedRows, gpuReadsPerRun };
   } catch (e) {
     return { ok: false, error: String(e && e.message || e).slice(0, 600), runMs: [], checkedRows: 0 };
   } finally {
