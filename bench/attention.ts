@@ -191,7 +191,7 @@ export interface AttentionBench {
  * Fused (chunked) vs unfused attention at the largest FLUX size whose unfused scores fit the adapter's
  * maxBufferSize and maxStorageBufferBindingSize (square, landscape_4_3 and square_hd candidates, largest first).
  */
-export async function benchAttention(browser: Browser, opts: { runs?: number; log?: (line: string) => void; chunks?: number } = {}): Promise<AttentionBench> {
+export async function benchAttention(browser: Browser, opts: { runs?: number; log?: (line: string) => void; chunks?: number; size?: [number, number]; headDim?: number } = {}): Promise<AttentionBench> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const page = await openOrtPage(browser);
   try {
@@ -200,10 +200,12 @@ export async function benchAttention(browser: Browser, opts: { runs?: number; lo
     const limit = Math.min(adapter.maxBufferSize, adapter.maxStorageBufferBindingSize);
     const sizes: [string, number, number][] = [['1024×1024', 1024, 1024], ['1024×768', 1024, 768], ['768×768', 768, 768], ['512×512', 512, 512], ['256×256', 256, 256]];
     const scoresAt = (s: AttentionShape, chunks = 1) => attentionScoresBytes({ batch: s.batch, heads: s.heads, queryTokens: s.tokens, chunks });
-    const fit = sizes.find(([, w, h]) => scoresAt(transformerAttention(w, h)) <= limit);
+    // A given size (a CPU adapter cannot afford the largest one in reasonable time) must still fit unfused.
+    const fit = opts.size ? ([`${opts.size[0]}×${opts.size[1]}`, ...opts.size] as [string, number, number]) : sizes.find(([, w, h]) => scoresAt(transformerAttention(w, h)) <= limit);
     if (!fit) throw new Error(`even 256×256 attention scores exceed this adapter's ${limit} B buffer limit`);
     const [size, w, h] = fit;
-    const shape = transformerAttention(w, h);
+    if (scoresAt(transformerAttention(w, h)) > limit) throw new Error(`${size}: the unfused scores (${scoresAt(transformerAttention(w, h))} B) exceed this adapter's ${limit} B buffer limit`);
+    const shape = { ...transformerAttention(w, h), headDim: opts.headDim ?? 128 };
     const chunks = opts.chunks ?? DEFAULT_ATTENTION_CHUNKS;
     const g = attentionGraphs(shape.headDim, chunks);
     const runs = opts.runs ?? 2;
@@ -214,12 +216,29 @@ export async function benchAttention(browser: Browser, opts: { runs?: number; lo
       speedup: median(unfused.runMs) / median(chunked.runMs),
     };
     const fmt = (x: AttentionRun) => (x.ok ? `${median(x.runMs).toFixed(0)} ms (max err ${x.maxAbsError?.toExponential(1)})` : `failed: ${x.error}`);
-    log(`attention ${r.size} (${shape.heads}×${shape.headDim}, S = ${shape.tokens}) on ${adapter.vendor}/${adapter.architecture}, median of ${runs}, to GPU completion:`);
+    log(`attention ${r.size} (${shape.heads} heads × ${shape.headDim}, S = ${shape.tokens}) on ${adapter.vendor}/${adapter.architecture}, median of ${runs}, to GPU completion:`);
     log(`  unfused: ${fmt(unfused)}, scores buffer ${(r.unfusedScoresBytes / 2 ** 20).toFixed(0)} MiB`);
     log(`  chunked ×${chunks}: ${fmt(chunked)}, scores buffer ${(r.chunkedScoresBytes / 2 ** 20).toFixed(0)} MiB`);
     log(`  speed-up fused (chunked) vs unfused: ${r.speedup.toFixed(2)}×`);
     return r;
   } finally {
     await page.close();
+  }
+}
+
+// `npx tsx bench/attention.ts [--runs N] [--chunks N] [--size WxH] [--head-dim D]`: the comparison alone, in headless
+// Chromium on WebGPU (default size: the largest FLUX size whose unfused scores fit the adapter).
+if (process.argv[1] && import.meta.filename === (await import('node:path')).resolve(process.argv[1])) {
+  const { parseArgs } = await import('node:util');
+  const { chromium } = await import('playwright-core');
+  const { CHROMIUM_ARGS, CHROMIUM_PATH } = await import('../tests/support/chromium.js');
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, chunks: { type: 'string', default: String(DEFAULT_ATTENTION_CHUNKS) }, size: { type: 'string' }, 'head-dim': { type: 'string' } } });
+  const size = values.size?.match(/^(\d+)x(\d+)$/);
+  if (values.size && !size) throw new Error(`--size must be WxH, got "${values.size}"`);
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+  try {
+    await benchAttention(browser, { runs: Number(values.runs), chunks: Number(values.chunks), ...(size ? { size: [Number(size[1]), Number(size[2])] as [number, number] } : {}), ...(values['head-dim'] ? { headDim: Number(values['head-dim']) } : {}) });
+  } finally {
+    await browser.close();
   }
 }
