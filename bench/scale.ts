@@ -4,8 +4,8 @@
  * slice = 1 double + 1 single block and 1 T5 layer, full = 19 + 38 blocks and 24 layers) converted with the
  * README's recommended settings, installed into IndexedDB in headless Chromium, loaded, and generated at each size.
  *
- * It prints, per size: the capacity decision (the activation model against the adapter's limits, before any GPU
- * work), the engine's per-stage times — `step_ms` is to GPU completion, `step_queued_ms` the part spent queueing,
+ * It prints, per size: the capacity decision (the worker's checkRequest: the activation model against the
+ * adapter's limits and what can be allocated, before any GPU work), the engine's per-stage times — `step_ms` is to GPU completion, `step_queued_ms` the part spent queueing,
  * and the client's wall time around the one read-back per image — the GPU memory by component (weights from the
  * manifest, activation peak buffer and live total from src/runtime/activation-memory.ts), the worker's JS peak,
  * and the pack size. Then the attention microbenchmark (bench/attention.ts): fused against unfused at the
@@ -164,9 +164,12 @@ export async function benchScale(appUrl: string, o: ScaleOptions): Promise<void>
     log(`capacity: ${capacity.canRunLocally ? 'local' : 'not local'}, plan ${capacity.plan}, resident ${capacity.resident.join('+') || 'none'} — ${capacity.reason}`);
 
     for (const [width, height] of o.sizes) {
+      // The worker's own decision, the one generate takes before any GPU work (it re-measures what can be
+      // allocated when the probe's budget is short). null when it checks nothing: then the same model here.
+      const input = { prompt: `a lighthouse on a cliff at dusk, ${width}x${height}`, seed: 7, image_size: { width, height }, num_inference_steps: o.steps, output_format: 'png' as const };
+      const worker = await page.evaluate(({ id, input }) => window.flux.checkRequest(id, input), { id: installed.id, input });
       const weights = capacity.plan ? weightsDuring(capacity.plan, needs) : needs.componentBytes;
-      // The same decision the worker takes before any GPU work (checkRequest / generate).
-      const decision = decideActivations(model, { batch: 1, width, height }, offer, weights as Parameters<typeof decideActivations>[3]);
+      const decision = worker ?? decideActivations(model, { batch: 1, width, height }, offer, weights as Parameters<typeof decideActivations>[3]);
       if (!decision.fits) {
         log(`${width}×${height}: refused before any GPU work — ${decision.reason}`);
         results.push({ width, height, decision, run: null });
@@ -174,11 +177,11 @@ export async function benchScale(appUrl: string, o: ScaleOptions): Promise<void>
       }
       log(`${width}×${height}: generating (${o.steps} step(s))…`);
       const run = await page.evaluate(
-        async ({ width, height, steps }) => {
+        async ({ input }) => {
           const before = (await window.flux.stats())?.gpuMapReads ?? 0;
           const t0 = performance.now();
           try {
-            const out = await window.flux.generate({ prompt: `a lighthouse on a cliff at dusk, ${width}x${height}`, seed: 7, image_size: { width, height }, num_inference_steps: steps, output_format: 'png' });
+            const out = await window.flux.generate(input);
             const wallMs = performance.now() - t0;
             const s = (await window.flux.stats())!;
             return { timings: out.timings, wallMs, sessionRunMs: s.sessionRunMs, readbackMs: s.readbackMs, gpuReads: s.gpuMapReads - before };
@@ -186,7 +189,7 @@ export async function benchScale(appUrl: string, o: ScaleOptions): Promise<void>
             return { timings: null, wallMs: performance.now() - t0, sessionRunMs: 0, readbackMs: 0, gpuReads: 0, error: String((e as Error).message ?? e) };
           }
         },
-        { width, height, steps: o.steps },
+        { input },
       );
       if (run.error || !run.timings) log(`  FAILED after ${sec(run.wallMs)}: ${run.error}`);
       else {

@@ -229,6 +229,8 @@ export interface SetOptions {
   dryRun?: boolean;
   /** Free bytes to leave on the disk beyond the set (default 2 GiB). */
   reserveBytes?: number;
+  /** Folder holding the toy tokenizer/ and tokenizer_2/ (default: the test pack's, tools/testpack/tokenizers_toy.py). */
+  toyTokenizers?: string;
   /** Block counts other than the depth's (bench/device: a partial depth that converts within one call). */
   blocks?: { double: number; single: number; t5Layers: number };
 }
@@ -285,7 +287,7 @@ export function buildSyntheticSet(dir: string, o: SetOptions): SyntheticSet {
     throw new Error(`synthetic-flux: ${dir} has ${(free / 2 ** 30).toFixed(1)} GiB free; the ${o.depth} set needs ${(weightBytes / 2 ** 30).toFixed(1)} GiB + ${(reserve / 2 ** 30).toFixed(0)} GiB reserve`);
   const built = make(false);
   const tokenizers = join(dir, 'tokenizers');
-  for (const t of ['tokenizer', 'tokenizer_2']) cpSync(join(TOY_TOKENIZERS, t), join(tokenizers, t), { recursive: true });
+  for (const t of ['tokenizer', 'tokenizer_2']) cpSync(join(o.toyTokenizers ?? TOY_TOKENIZERS, t), join(tokenizers, t), { recursive: true });
   writeFileSync(
     join(dir, 'weights.json'),
     JSON.stringify({
@@ -299,7 +301,8 @@ export function buildSyntheticSet(dir: string, o: SetOptions): SyntheticSet {
   return { dir, ...built, tokenizers, weightBytes, params, config };
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+// Run as a script (not when imported, nor inside a bundle such as bench/device's, whose import.meta.url is the bundle's).
+if (process.argv[1] && /build\.[cm]?[tj]s$/.test(process.argv[1]) && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
   const { values } = parseArgs({
     options: {
       out: { type: 'string' }, set: { type: 'boolean' }, depth: { type: 'string', default: 'slice' }, fp32: { type: 'boolean' }, 'dry-run': { type: 'boolean' },
