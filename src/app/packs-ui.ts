@@ -101,7 +101,9 @@ export async function refreshPacks(): Promise<PackInfo[]> {
 }
 
 /** One line over the list while nothing (or only the test pack) is installed: what happens, and how to get pictures. */
+let emptySeq = 0;
 async function refreshEmptyState(installed: PackInfo[]): Promise<void> {
+  const seq = ++emptySeq; // a slower earlier refresh must not overwrite a later one
   const el = $('models-empty');
   const onlyTest = installed.length > 0 && installed.every((p) => CATALOG.find((c) => c.id === p.id)?.testPack === true);
   const real = 'for real pictures, install a FLUX.1 [schnell] pack from a URL below (docs/hosting.md says how to publish one)';
@@ -119,6 +121,7 @@ async function refreshEmptyState(installed: PackInfo[]): Promise<void> {
       text = `Nothing is installed: Generate sends FLUX.1 [schnell] to fal until a model is installed; install the test pack (${size}, offline, abstract patterns) or, ${real}.`;
     } else text = `Nothing is installed: the built-in test pack (${size}, abstract patterns, not pictures) is installed on first use so this page can generate; ${real}.`;
   }
+  if (seq !== emptySeq) return;
   el.textContent = text;
   el.hidden = false;
 }
