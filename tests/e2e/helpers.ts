@@ -12,10 +12,10 @@ declare global {
 
 export const TEST_PACK_ID = 'flux-test-tiny';
 
-/** Open the app and check that both the page and the worker have a real WebGPU adapter. */
-export async function openApp(page: Page): Promise<{ architecture: string; features: string[] }> {
-  await page.goto('/');
-  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true');
+/** Open the app (at `path`, e.g. a share link) and check that both the page and the worker have a real WebGPU adapter. */
+export async function openApp(page: Page, path = '/'): Promise<{ architecture: string; features: string[] }> {
+  await page.goto(path);
+  await expect(page.locator('body')).toHaveAttribute('data-ready', 'true', { timeout: 120_000 });
   const pageAdapter = await page.evaluate(async () => {
     const a = await navigator.gpu?.requestAdapter();
     return a ? { architecture: a.info.architecture, vendor: a.info.vendor } : null;
