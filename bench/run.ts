@@ -15,7 +15,8 @@
  *    the worker's JS peak, pack size, capacity decision, and fused vs unfused attention.
  *
  * Options: --size WxH (default 64x64), --steps N (4), --runs N (3 measured, after 1 warm-up), --port N,
- *          --only generate|storage|convert|scale, --depth slice|full (scale), --fresh (scale: rebuild the pack).
+ *          --only generate|storage|convert|scale, --depth slice|full (scale), --fresh (scale: rebuild the pack),
+ *          --skip-attention (scale: without bench/attention.ts, which takes tens of minutes on SwiftShader).
  * On WebGPU, session.run returns once work is queued; the GPU finishes while we wait for the read-back. So
  * "in runtime" = time inside session.run + time waiting for read-backs, and "outside" is everything else
  * (validation, tokenizing, noise, packing, post-processing, PNG encoding, messaging).
@@ -51,6 +52,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     depth: { type: 'string', default: 'slice' },
     fresh: { type: 'boolean' },
+    'skip-attention': { type: 'boolean' },
   },
 });
 const SECTIONS = ['generate', 'storage', 'convert', 'scale'];
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
     if (!values.only || values.only === 'storage') await benchStorage(url);
     // Not part of the default run: tens of minutes on SwiftShader.
     if (values.only === 'scale')
-      await benchScale(url, { depth: values.depth as 'slice' | 'full', sizes: parseSizes(values.size ?? '512x512,1024x1024'), steps: Number(values.steps ?? '1'), fresh: values.fresh ?? false });
+      await benchScale(url, { depth: values.depth as 'slice' | 'full', sizes: parseSizes(values.size ?? '512x512,1024x1024'), steps: Number(values.steps ?? '1'), fresh: values.fresh ?? false, attention: !values['skip-attention'] });
   } finally {
     await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
   }
