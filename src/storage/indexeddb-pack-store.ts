@@ -212,12 +212,13 @@ export class PackStore {
     else delete next.chunkSha256; // hashes must cover every stored chunk or none
     const value = this.chunkValue(bytes);
     await this.tx(['packs', 'files', 'chunks'], (s, fail) => {
+      // The writes are queued at once (no extra round trip per chunk); aborting rolls them back.
       const pack = s.packs.getKey(rec.packId);
       pack.onsuccess = () => {
-        if (pack.result === undefined) return fail(packDeleted(rec.packId));
-        s.chunks.put(value, chunkKey(rec, rec.chunkCount));
-        s.files.put(next, fileKey(rec.packId, rec.path, rec.sha256));
+        if (pack.result === undefined) fail(packDeleted(rec.packId));
       };
+      s.chunks.put(value, chunkKey(rec, rec.chunkCount));
+      s.files.put(next, fileKey(rec.packId, rec.path, rec.sha256));
     });
     return next;
   }

@@ -57,7 +57,26 @@ function discard(res: Response): void {
   void res.body?.cancel().catch(() => {});
 }
 
-function opened(res: Response, start: number, restartReason?: RestartReason): OpenedFile {
+/**
+ * `p`, or a 'cancelled' rejection as soon as `signal` aborts. Node's fetch (undici 6) sometimes leaves a body
+ * read pending forever when the request's signal aborts between reads; a cancelled install must still stop.
+ */
+function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    p.catch(() => undefined); // its own AbortError comes later; nobody waits for it
+    return Promise.reject(installCancelled());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(installCancelled());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e)),
+    );
+  });
+}
+
+function opened(res: Response, start: number, signal: AbortSignal, restartReason?: RestartReason): OpenedFile {
   const reader = res.body?.getReader();
   return {
     start,
@@ -65,8 +84,13 @@ function opened(res: Response, start: number, restartReason?: RestartReason): Op
     validator: validatorOf(res),
     async read() {
       if (!reader) return null;
-      const r = await reader.read();
-      return r.done ? null : r.value;
+      try {
+        const r = await unlessAborted(reader.read(), signal);
+        return r.done ? null : r.value;
+      } catch (e) {
+        if (signal.aborted) void reader.cancel().catch(() => {}); // let the connection go
+        throw e;
+      }
     },
     cancel() {
       void reader?.cancel().catch(() => {});
@@ -88,7 +112,7 @@ export function httpByteSource(baseUrl: string, fetchImpl?: FetchLike): ByteSour
         // 'no-store': the bytes go to IndexedDB; a second copy in the HTTP cache would double the disk use.
         return httpGet(url, { ...(fetchImpl ? { fetch: fetchImpl } : {}), signal, cache: 'no-store', ...(headers ? { headers, accept: [416] } : {}) }, 'pack_install_failed');
       };
-      const fromZero = async (reason?: RestartReason): Promise<OpenedFile> => opened(await get(), 0, reason);
+      const fromZero = async (reason?: RestartReason): Promise<OpenedFile> => opened(await get(), 0, signal, reason);
       if (from === 0) return fromZero();
 
       const ifRange = ifRangeValue(validator);
@@ -108,10 +132,10 @@ export function httpByteSource(baseUrl: string, fetchImpl?: FetchLike): ByteSour
           discard(res);
           return fromZero('range_mismatch');
         }
-        return opened(res, from);
+        return opened(res, from, signal);
       }
       // 200: the whole file, because the server ignores Range or If-Range saw a different file. Use it from 0.
-      return opened(res, 0, changed ? 'validator_changed' : 'range_ignored');
+      return opened(res, 0, signal, changed ? 'validator_changed' : 'range_ignored');
     },
 
     async readSpan(f, start, end, validator, signal) {

@@ -274,6 +274,33 @@ describe('resume over HTTP', () => {
   });
 });
 
+describe('stopping an install', () => {
+  it('an install stopped between body reads always settles with cancelled (12 deletes at different points)', async () => {
+    // Node's fetch could leave the pending body read hanging after the abort, so the install never let go.
+    for (let k = 0; k < 12; k++) {
+      const db = new PackStore({ dbName: `stop-${dbCount}-${k}`, chunkBytes: CHUNK });
+      let deleting: Promise<void> | undefined;
+      const at = 2 * CHUNK + k * 2500;
+      const settled = installPack(server.baseUrl, {
+        store: db,
+        storage: null,
+        progressIntervalMs: 0,
+        onProgress: (ev) => {
+          if (ev.status === 'download' && ev.file === 'big.bin' && ev.fileLoadedBytes > at) deleting ??= deletePack('test-pack', { store: db });
+        },
+      }).then(
+        () => 'resolved',
+        (e: FluxError) => e.code,
+      );
+      const timeout = new Promise((r) => setTimeout(() => r('hung'), 5000));
+      expect(await Promise.race([settled, timeout]), `run ${k}`).toBe('cancelled');
+      await deleting;
+      expect(await keys(db.chunks)).toEqual([]);
+      await db.close();
+    }
+  });
+});
+
 describe('quota and persistence', () => {
   it('refuses before any pack-file request when quota − usage is below what is still needed', async () => {
     const storage: StorageLike = { estimate: async () => ({ quota: 30_000_000, usage: 29_500_000 }), persisted: async () => false };
