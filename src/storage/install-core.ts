@@ -190,7 +190,7 @@ function storedSource(rec: PackRecord): SourceId {
   return p ? { kind: p.source ?? 'http', url: p.sourceUrl, folder: p.sourceFolder } : { kind: rec.source ?? 'http', url: rec.sourceUrl, folder: rec.sourceFolder };
 }
 
-export function describeSource(s: SourceId): string {
+function describeSource(s: SourceId): string {
   if (s.kind === 'http') return s.url ?? 'an unknown URL';
   return s.folder ? `the local folder "${s.folder}"` : 'a local folder';
 }

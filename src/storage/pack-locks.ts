@@ -101,8 +101,6 @@ export function lockManager(): LockManagerLike {
 
 export const packLockName = (dbName: string, packId: string): string => `flux-webgpu/pack/${encodeURIComponent(dbName)}/${encodeURIComponent(packId)}`;
 
-export type PackOp = 'install' | 'verify';
-
 interface Running {
   controller: AbortController;
 }
@@ -174,9 +172,4 @@ export async function withPackStopped<T>(dbName: string, packId: string, fn: () 
     bc.close();
   }
   return lockManager().request(name, () => fn());
-}
-
-/** Whether this JS context runs an install or verify of the pack. */
-export function isRunningHere(dbName: string, packId: string): boolean {
-  return running.has(packLockName(dbName, packId));
 }
