@@ -10,7 +10,7 @@
  */
 import * as Comlink from 'comlink';
 import type { FluxTimings, GenerateProgressEvent, LoadedModelInfo, LoadProgressEvent, SafetyReport } from '../engine/flux-engine.js';
-import { FluxError, isFluxError, toFluxError } from '../errors.js';
+import { cancelledError, FluxError, isFluxError, toFluxError } from '../errors.js';
 import { toDataUri } from '../image/encode.js';
 import { resolveModelConfig } from '../pipeline/config.js';
 import { validateRequest, type FluxSchnellInput } from '../pipeline/request.js';
@@ -186,7 +186,7 @@ export class FluxClient {
     // Early, synchronous validation with the loaded model's config; the worker validates again.
     validateRequest(input, this.loaded?.config ?? resolveModelConfig(), () => 0);
     const { signal, onProgress } = options;
-    if (signal?.aborted) await this.call(() => this.api.cancel());
+    if (signal?.aborted) throw cancelledError();
     const onAbort = () => void this.api.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
