@@ -98,7 +98,7 @@ export async function fetchManifest(baseUrl: string, options: HttpOptions = {}, 
     // A missing manifest most often means a wrong URL: say what the URL must point at.
     if (e instanceof FluxError && e.code === 'pack_file_missing') {
       const status = (e.details as { status?: number } | undefined)?.status;
-      throw new FluxError('pack_file_missing', `No pack manifest at ${url} (HTTP ${status ?? 404}): the URL must be the pack's folder, the one holding manifest.json.`, { cause: e, details: e.details });
+      throw new FluxError('pack_file_missing', `No pack manifest at ${url} (HTTP ${status ?? 404}): the URL must be the pack's folder, the one holding manifest.json.`, { cause: e, details: { ...e.details, url } });
     }
     throw e;
   }
