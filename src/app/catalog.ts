@@ -5,7 +5,7 @@
  */
 import { FluxError } from '../errors.js';
 import type { PackManifest } from '../pack/manifest.js';
-import { decideCapacity, packNeeds } from '../runtime/capacity.js';
+import { decideCapacity, packNeeds } from '../client/pack-capacity.js';
 import data from './catalog.json';
 
 export interface CatalogEntry {
