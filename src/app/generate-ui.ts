@@ -266,7 +266,10 @@ export async function generateNow(): Promise<void> {
     timings.record(shape(r.route.target), r.data.timings.total_ms);
     updateAddressBar(id, input, r.data.seed);
     if (!ui.seedLock.checked) ui.seed.value = '';
-    ui.runStatus.textContent = `Done in ${formatMs(r.data.timings.total_ms)} (seed ${r.data.seed})${r.route.target === 'remote' ? ' on fal' : ''}.`;
+    // The route this request took, with its reason (a size this GPU cannot hold goes to fal under Auto even when
+    // the line above, decided before the size was known, says this device).
+    ui.runStatus.textContent = `Done in ${formatMs(r.data.timings.total_ms)} (seed ${r.data.seed}) ${r.route.target === 'remote' ? 'on fal' : 'on this device'} — ${r.route.reason}.`;
+    ui.runStatus.dataset.target = r.route.target;
     if (input.prompt) prompts.add(input.prompt);
     refreshRecentPrompts();
     await addResult(r, id, input);
