@@ -113,11 +113,13 @@ export interface AttentionRun {
   checkedRows: number;
   /** GPU→CPU buffer reads (mapAsync READ) in the last run: 1 = only the output came back. */
   gpuReadsPerRun?: number;
+  /** The device's limits, when it was created with WebGPU's defaults (`defaultLimits`). */
+  deviceLimits?: { maxBufferSize: number; maxStorageBufferBindingSize: number };
 }
 
 // Plain JS (a string, so no bundler helper leaks into the page). Inputs are made in the page: deterministic, and
 // nothing of their size crosses the DevTools protocol.
-const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows }) => {
+const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows, defaultLimits }) => {
   const ort = await import(origin + '/ort.webgpu.min.mjs');
   ort.env.wasm.wasmPaths = origin + '/';
   ort.env.wasm.numThreads = 1;
@@ -134,7 +136,14 @@ const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows }) =
   }
   let session;
   try {
-    session = await ort.InferenceSession.create(new Uint8Array(model), { executionProviders: ['webgpu'] });
+    // defaultLimits: a device with WebGPU's default limits (128 MiB bindings), what many real adapters grant.
+    let ep = 'webgpu', deviceLimits;
+    if (defaultLimits) {
+      const device = await (await navigator.gpu.requestAdapter()).requestDevice();
+      ep = { name: 'webgpu', device };
+      deviceLimits = { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize };
+    }
+    session = await ort.InferenceSession.create(new Uint8Array(model), { executionProviders: [ep] });
     const feeds = { q: new ort.Tensor('float32', q, [B, H, S, D]), k: new ort.Tensor('float32', k, [B, H, S, D]), v: new ort.Tensor('float32', v, [B, H, S, D]) };
     const runMs = [];
     let out, gpuReadsPerRun = 0;
@@ -160,7 +169,7 @@ const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows }) =
         checkedRows++;
       }
     }
-    return { ok: true, runMs, maxAbsError, checkedRows, gpuReadsPerRun };
+    return { ok: true, runMs, maxAbsError, checkedRows, gpuReadsPerRun, deviceLimits };
   } catch (e) {
     return { ok: false, error: String(e && e.message || e).slice(0, 600), runMs: [], checkedRows: 0 };
   } finally {
@@ -169,8 +178,8 @@ const RUN_IN_PAGE = `async ({ origin, model, shape, runs, warmup, checkRows }) =
 }`;
 
 /** Run one attention graph on the page's WebGPU adapter; never throws for ORT/WebGPU errors (they come back in `error`). */
-export async function runAttention(page: Page, model: Uint8Array, shape: AttentionShape, opts: { runs?: number; warmup?: number; checkRows?: number } = {}): Promise<AttentionRun> {
-  const arg = { origin: ORT_ORIGIN, model: Array.from(model), shape, runs: Math.max(1, opts.runs ?? 1), warmup: opts.warmup ?? 1, checkRows: opts.checkRows ?? 4 };
+export async function runAttention(page: Page, model: Uint8Array, shape: AttentionShape, opts: { runs?: number; warmup?: number; checkRows?: number; defaultLimits?: boolean } = {}): Promise<AttentionRun> {
+  const arg = { origin: ORT_ORIGIN, model: Array.from(model), shape, runs: Math.max(1, opts.runs ?? 1), warmup: opts.warmup ?? 1, checkRows: opts.checkRows ?? 4, defaultLimits: opts.defaultLimits ?? false };
   return page.evaluate(`(${RUN_IN_PAGE})(${JSON.stringify(arg)})`) as Promise<AttentionRun>;
 }
 
@@ -226,18 +235,49 @@ export async function benchAttention(browser: Browser, opts: { runs?: number; lo
   }
 }
 
-// `npx tsx bench/attention.ts [--runs N] [--chunks N] [--size WxH] [--head-dim D]`: the comparison alone, in headless
-// Chromium on WebGPU (default size: the largest FLUX size whose unfused scores fit the adapter).
+/**
+ * The sizes whose unfused scores do not fit (square_hd, landscape_4_3, the VAE mid block at 1024²), chunked, on the
+ * adapter's own limits: each must run with no device error and match the float64 reference. Minutes on SwiftShader.
+ */
+export async function benchOverLimit(browser: Browser, opts: { headDim?: number; log?: (line: string) => void } = {}): Promise<{ name: string; run: AttentionRun }[]> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const headDim = opts.headDim ?? 8;
+  const page = await openOrtPage(browser);
+  try {
+    const adapter = await adapterFacts(page);
+    if (!adapter) throw new Error('no WebGPU adapter in the attention bench page');
+    const limit = Math.min(adapter.maxBufferSize, adapter.maxStorageBufferBindingSize);
+    const g = attentionGraphs(headDim);
+    const out: { name: string; run: AttentionRun }[] = [];
+    for (const [name, real] of [['transformer 1024×1024', transformerAttention(1024, 1024)], ['transformer 1024×768', transformerAttention(1024, 768)], ['VAE mid block 1024×1024', vaeMidAttention(1024, 1024)]] as const) {
+      const shape = { ...real, headDim };
+      const unfused = attentionScoresBytes({ batch: shape.batch, heads: shape.heads, queryTokens: shape.tokens, chunks: 1 });
+      const run = await runAttention(page, g.chunked, shape, { runs: 1, warmup: 0, checkRows: 2 });
+      log(`${name} on ${adapter.vendor}/${adapter.architecture} (buffer limit ${(limit / 2 ** 20).toFixed(0)} MiB, unfused scores ${(unfused / 2 ** 20).toFixed(0)} MiB), ${shape.heads} head(s) × ${headDim}: ${run.ok ? `${run.runMs[0]!.toFixed(0)} ms to GPU completion, max err ${run.maxAbsError!.toExponential(2)}` : `failed: ${run.error}`}`);
+      out.push({ name, run });
+    }
+    return out;
+  } finally {
+    await page.close();
+  }
+}
+
+// `npx tsx bench/attention.ts [--runs N] [--chunks N] [--size WxH] [--head-dim D] [--over-limit]`: the comparison alone,
+// in headless Chromium on WebGPU (default size: the largest FLUX size whose unfused scores fit the adapter);
+// --over-limit: the chunked graph at the sizes whose unfused scores do not fit (benchOverLimit).
 if (process.argv[1] && import.meta.filename === (await import('node:path')).resolve(process.argv[1])) {
   const { parseArgs } = await import('node:util');
   const { chromium } = await import('playwright-core');
   const { CHROMIUM_ARGS, CHROMIUM_PATH } = await import('../tests/support/chromium.js');
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, chunks: { type: 'string', default: String(DEFAULT_ATTENTION_CHUNKS) }, size: { type: 'string' }, 'head-dim': { type: 'string' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, chunks: { type: 'string', default: String(DEFAULT_ATTENTION_CHUNKS) }, size: { type: 'string' }, 'head-dim': { type: 'string' }, 'over-limit': { type: 'boolean', default: false } } });
   const size = values.size?.match(/^(\d+)x(\d+)$/);
   if (values.size && !size) throw new Error(`--size must be WxH, got "${values.size}"`);
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   try {
-    await benchAttention(browser, { runs: Number(values.runs), chunks: Number(values.chunks), ...(size ? { size: [Number(size[1]), Number(size[2])] as [number, number] } : {}), ...(values['head-dim'] ? { headDim: Number(values['head-dim']) } : {}) });
+    if (values['over-limit']) {
+      const runs = await benchOverLimit(browser, values['head-dim'] ? { headDim: Number(values['head-dim']) } : {});
+      if (runs.some((r) => !r.run.ok || !(r.run.maxAbsError! < 1e-4))) process.exitCode = 1;
+    } else await benchAttention(browser, { runs: Number(values.runs), chunks: Number(values.chunks), ...(size ? { size: [Number(size[1]), Number(size[2])] as [number, number] } : {}), ...(values['head-dim'] ? { headDim: Number(values['head-dim']) } : {}) });
   } finally {
     await browser.close();
   }

@@ -4,8 +4,7 @@
  * test pack ships inside the app) or absolute on any CORS-enabled host (docs/hosting.md).
  */
 import { FluxError } from '../errors.js';
-import type { PackManifest } from '../pack/manifest.js';
-import { decideCapacity, packNeeds } from '../client/pack-capacity.js';
+import type { DeviceFacts } from '../client/pack-capacity.js';
 import data from './catalog.json';
 
 export interface CatalogEntry {
@@ -102,13 +101,6 @@ export function normalizePackUrl(input: string, pageUrl: string): string {
   return u.href;
 }
 
-/** What the device offers, as the worker reports it (RuntimeInfo). */
-export interface DeviceFacts {
-  webgpu: { features: readonly string[]; limits: Readonly<Record<string, number | undefined>> } | null;
-  webgpuError?: string | null;
-  gpuMemoryLimitBytes: number | null;
-}
-
 /** A catalog entry's stated needs, checked before its manifest is even fetched. */
 export function checkEntryForDevice(entry: CatalogEntry, device: DeviceFacts): void {
   if (!device.webgpu) return; // the install itself works without WebGPU; loading says why it cannot run
@@ -120,17 +112,3 @@ export function checkEntryForDevice(entry: CatalogEntry, device: DeviceFacts): v
   }
 }
 
-/**
- * Whether this GPU can run the pack whose manifest was fetched from `url`: required features and the adapter
- * limits (the measured memory budget is probed after the install, on load). Throws before any download.
- */
-export function checkManifestForDevice(manifest: PackManifest, url: string, device: DeviceFacts): void {
-  if (!device.webgpu) return;
-  const limits = Object.fromEntries(Object.entries(device.webgpu.limits).filter((e): e is [string, number] => typeof e[1] === 'number'));
-  const d = decideCapacity(packNeeds(manifest), { features: device.webgpu.features, limits, allocatableBytes: null, userLimitBytes: device.gpuMemoryLimitBytes });
-  if (d.canRunLocally) return;
-  const featureCheck = d.checks.find((c) => c.name === 'features' && !c.ok);
-  throw new FluxError(featureCheck ? 'missing_gpu_feature' : 'insufficient_capacity', `Pack "${manifest.name}" (${url}) cannot run on this GPU, so it was not downloaded. ${d.reason}`, {
-    details: { packId: manifest.id, url, checks: d.checks },
-  });
-}

@@ -5,8 +5,7 @@
  */
 import type { InstalledPackInfo, InstallProgress, LocalPackFile, PackInfo } from '../client/flux-client.js';
 import { isFluxError } from '../errors.js';
-import { fetchManifest } from '../storage/http-pack-source.js';
-import { CATALOG, checkEntryForDevice, checkManifestForDevice, FIRST_RUN_PACK, normalizePackUrl, type CatalogEntry } from './catalog.js';
+import { CATALOG, checkEntryForDevice, FIRST_RUN_PACK, normalizePackUrl, type CatalogEntry } from './catalog.js';
 import { app } from './context.js';
 import { $, clearError, errorText, showError, ui } from './dom.js';
 import { dropEntries, walkEntries } from './dropped-files.js';
@@ -241,23 +240,19 @@ function showInstallError(e: unknown): void {
 }
 
 /**
- * Before any download: the manifest at `url` is fetched and validated here (404, CORS, bad manifest each say so),
- * and this GPU must be able to run the pack (features, adapter limits). Storage quota is checked by the installer.
+ * A catalog entry's stated needs are checked before anything is fetched; the installer then fetches and validates
+ * the manifest (404, CORS, a bad manifest each say so) and refuses a pack this GPU cannot run (requireRunnable)
+ * before any download. Storage quota is checked by the installer too.
  */
-async function precheck(url: string, entry: CatalogEntry | undefined): Promise<void> {
-  setProgress(0, 'Checking the pack…');
-  const info = await app.client.info();
-  if (entry) checkEntryForDevice(entry, info);
-  const manifest = await fetchManifest(url);
-  checkManifestForDevice(manifest, url, info);
-}
-
 function installFromUrl(url: string, entry?: CatalogEntry, fail?: (e: unknown) => void): Promise<boolean> {
   return runInstall(
     'Downloading',
     async (onProgress, replace) => {
-      if (!replace) await precheck(url, entry);
-      return app.client.installPack(url, onProgress, { replace });
+      if (entry && !replace) {
+        setProgress(0, 'Checking the pack…');
+        checkEntryForDevice(entry, await app.client.info());
+      }
+      return app.client.installPack(url, onProgress, { replace, requireRunnable: true });
     },
     fail,
   );

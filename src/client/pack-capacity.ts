@@ -3,4 +3,4 @@
  * the user's memory cap): the same pure functions the worker uses at load, offered to the app through the client
  * layer (tests/unit/architecture.test.ts).
  */
-export { decideCapacity, packNeeds, type CapacityDecision } from '../runtime/capacity.js';
+export { checkManifestForDevice, decideCapacity, packNeeds, type CapacityDecision, type DeviceFacts } from '../runtime/capacity.js';

@@ -346,3 +346,25 @@ export function decideActivations(model: ActivationModel, r: ActivationRequest, 
 export function activationError(d: ActivationDecision): FluxError {
   return new FluxError('insufficient_capacity', d.reason, { field: d.field ?? 'image_size', details: { activations: d } });
 }
+
+/** What the device offers, as the worker reports it (RuntimeInfo). */
+export interface DeviceFacts {
+  webgpu: { features: readonly string[]; limits: Readonly<Record<string, number | undefined>> } | null;
+  webgpuError?: string | null;
+  gpuMemoryLimitBytes: number | null;
+}
+
+/**
+ * Whether this GPU can run the pack whose manifest was fetched from `url`: required features and the adapter
+ * limits (the measured memory budget is probed after the install, on load). Throws before any download.
+ */
+export function checkManifestForDevice(manifest: PackManifest, url: string, device: DeviceFacts): void {
+  if (!device.webgpu) return;
+  const limits = Object.fromEntries(Object.entries(device.webgpu.limits).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  const d = decideCapacity(packNeeds(manifest), { features: device.webgpu.features, limits, allocatableBytes: null, userLimitBytes: device.gpuMemoryLimitBytes });
+  if (d.canRunLocally) return;
+  const featureCheck = d.checks.find((c) => c.name === 'features' && !c.ok);
+  throw new FluxError(featureCheck ? 'missing_gpu_feature' : 'insufficient_capacity', `Pack "${manifest.name}" (${url}) cannot run on this GPU, so it was not downloaded. ${d.reason}`, {
+    details: { packId: manifest.id, url, checks: d.checks },
+  });
+}

@@ -144,9 +144,15 @@ export function sessionOptionsFor(env: RuntimeEnv): OrtSessionOptions {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     ...env.sessionOptions,
-    executionProviders: [env.target],
+    executionProviders: [env.target === 'webgpu' && env.gpuDevice ? { name: 'webgpu', device: env.gpuDevice } : env.target],
     ...(env.target === 'webgpu' ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
   };
+}
+
+/** The WebGPU EP entry of `options` (with its device), as an object. */
+function webgpuEp(options: OrtSessionOptions): Record<string, unknown> & { name: string } {
+  const ep = options.executionProviders?.[0];
+  return typeof ep === 'object' && ep !== null ? { ...(ep as unknown as Record<string, unknown>), name: 'webgpu' } : { name: 'webgpu' };
 }
 
 /**
@@ -161,7 +167,7 @@ function webgpuTuner(name: ComponentName, config: FluxModelConfig): GraphTuner {
     return {
       ...options,
       ...(freeDimensionOverrides ? { freeDimensionOverrides } : {}),
-      ...(forceCpuNodeNames?.length ? { executionProviders: [{ name: 'webgpu', forceCpuNodeNames }] } : {}),
+      ...(forceCpuNodeNames?.length ? { executionProviders: [{ ...webgpuEp(options), forceCpuNodeNames }] } : {}),
     };
   };
 }

@@ -1,7 +1,7 @@
 /**
  * WebGPU adapter and device for onnxruntime-web. We create the device ourselves so it gets the adapter's real
  * buffer limits (the defaults are 256 MiB / 128 MiB, far below what FLUX weights need) and shader-f16 where the
- * adapter has it, then hand it to ORT (env.webgpu.device). The same probe answers info() and the f16 check.
+ * adapter has it, then hand it to ORT (the `device` option of its WebGPU EP, RuntimeEnv.gpuDevice). The same probe answers info() and the f16 check.
  */
 import { FluxError } from '../errors.js';
 

@@ -3,7 +3,7 @@
  * quota, progress) is install-core.ts; this module is the HTTP side: `Range: bytes=<stored>-` with
  * `If-Range`, and what to do when the server answers something else (docs/storage.md, "Resume").
  */
-import type { PackFile } from '../pack/manifest.js';
+import type { PackFile, PackManifest } from '../pack/manifest.js';
 import { fetchManifest, httpGet, installCancelled, packFileUrl, type FetchLike } from './http-pack-source.js';
 import type { FileValidator } from './indexeddb-pack-store.js';
 import { runInstall, type BaseInstallOptions, type ByteSource, type InstallResult, type OpenedFile, type RestartReason } from './install-core.js';
@@ -13,6 +13,8 @@ export type { InstallProgress, InstallResult, InstallStats, RestartReason } from
 export interface InstallOptions extends BaseInstallOptions {
   /** @defaultValue globalThis.fetch */
   fetch?: FetchLike;
+  /** Runs on the fetched manifest before anything is downloaded or written; throwing refuses the install. */
+  checkManifest?: (manifest: PackManifest) => void | Promise<void>;
 }
 
 /**
@@ -24,6 +26,7 @@ export async function installPack(baseUrl: string, options: InstallOptions = {})
   const { signal } = options;
   if (signal?.aborted) throw installCancelled();
   const manifest = await fetchManifest(baseUrl, { ...(options.fetch ? { fetch: options.fetch } : {}), ...(signal ? { signal } : {}) }, 'pack_install_failed');
+  await options.checkManifest?.(manifest);
   return runInstall(manifest, httpByteSource(baseUrl, options.fetch), options);
 }
 

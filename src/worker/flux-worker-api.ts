@@ -18,6 +18,7 @@ import { GpuHealth } from './gpu-health.js';
 import {
   activationError,
   activationMemoryNeed,
+  checkManifestForDevice,
   decideActivations,
   decideCapacity,
   measureAllocatable,
@@ -29,6 +30,7 @@ import {
   type CapacityDecision,
 } from '../runtime/capacity.js';
 import { createFluxGpu, type FluxGpu, type WebGpuReport } from '../runtime/webgpu-device.js';
+import type { PackManifest } from '../pack/manifest.js';
 import { deletePack, listPacks, openInstalledPack, verifyInstalledPack, type PackInfo } from '../storage/indexeddb-pack-store.js';
 import { installPack, type InstallProgress, type InstallResult, type InstallStats } from '../storage/pack-installer.js';
 import { installPackFromFiles, type LocalPackFile } from '../storage/file-installer.js';
@@ -54,6 +56,11 @@ export interface RuntimeInfo {
 /** `replace`: replace a stored pack of the same id from another source (the UI asks first; docs/storage.md). */
 export interface PackInstallCallOptions {
   replace?: boolean;
+  /**
+   * URL installs: refuse, before any download, a pack this GPU cannot run (features, adapter limits, the memory
+   * cap), with the capacity check's reason. Without it such a pack installs and loading says why it cannot run.
+   */
+  requireRunnable?: boolean;
 }
 
 export interface FluxWorkerApi {
@@ -150,8 +157,7 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     if (!gpuPromise) {
       gpuPromise = (deps.gpu ?? (() => createFluxGpu()))().then(
         (g) => {
-          // ORT's WebGPU EP runs on our device, with the adapter's real limits.
-          deps.ort.env.webgpu.device = g.device as never;
+          // ORT's WebGPU EP runs on our device (RuntimeEnv.gpuDevice, an EP option), with the adapter's real limits.
           health = new GpuHealth(g.device);
           return g;
         },
@@ -178,6 +184,7 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
                 ort: deps.ort,
                 target,
                 gpuFeatures: new Set(g.report.features),
+                gpuDevice: g.device,
                 gpuReadCounter: gpuReadbackCount,
                 // ORT's WebGPU EP submits a run's work when the run returns; this resolves when the GPU is done.
                 gpuWorkDone: () => g.device.queue.onSubmittedWorkDone(),
@@ -286,7 +293,7 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     return p;
   }
 
-  return {
+  const api: FluxWorkerApi = {
     async info() {
       let report: WebGpuReport | null = null;
       if ((deps.target ?? 'webgpu') === 'webgpu') {
@@ -311,7 +318,15 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
     listPacks: () => listPacks(storeOpt),
 
     installPack: (baseUrl, onProgress, opts) =>
-      runInstallCall((signal) => installPack(baseUrl, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}), ...(opts?.replace ? { replace: true } : {}) })),
+      runInstallCall((signal) =>
+        installPack(baseUrl, {
+          ...storeOpt,
+          signal,
+          ...(onProgress ? { onProgress } : {}),
+          ...(opts?.replace ? { replace: true } : {}),
+          ...(opts?.requireRunnable ? { checkManifest: async (m: PackManifest) => checkManifestForDevice(m, baseUrl, await api.info()) } : {}),
+        }),
+      ),
 
     installPackFromFiles: (files, onProgress, opts) =>
       runInstallCall((signal) => installPackFromFiles(files, { ...storeOpt, signal, ...(onProgress ? { onProgress } : {}), ...(opts?.replace ? { replace: true } : {}) })),
@@ -420,4 +435,5 @@ export function createFluxWorkerApi(deps: WorkerDeps): FluxWorkerApi {
       engine?.setTimingSync(mode);
     },
   };
+  return api;
 }

@@ -61,11 +61,10 @@ async function main(): Promise<void> {
   };
 
   const ort = (await import(pathToFileURL(join(ROOT, 'node_modules', 'onnxruntime-web', 'dist', 'ort.webgpu.mjs')).href)) as unknown as OrtApi & {
-    env: { webgpu: { device: unknown }; wasm: { numThreads: number; proxy: boolean } };
+    env: { wasm: { numThreads: number; proxy: boolean } };
   };
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.proxy = false;
-  ort.env.webgpu.device = gpu.device;
 
   const tmp = mkdtempSync(join(tmpdir(), 'flux-f16-golden-'));
   try {
@@ -84,7 +83,7 @@ async function main(): Promise<void> {
     const components: Record<string, unknown> = {};
     for (const [name, dir] of Object.entries(packs)) {
       const engine = new FluxEngine({
-        runtime: { ort, target: 'webgpu', gpuFeatures: new Set(gpu.report.features) },
+        runtime: { ort, target: 'webgpu', gpuFeatures: new Set(gpu.report.features), gpuDevice: gpu.device },
         jpeg: async () => {
           throw new Error('png only');
         },

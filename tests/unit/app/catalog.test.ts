@@ -1,7 +1,8 @@
 /** The catalog as data (src/app/catalog.json): validated, true to the packs it lists; URL input; pre-install GPU checks. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CATALOG, checkEntryForDevice, checkManifestForDevice, FIRST_RUN_PACK, normalizePackUrl, parseCatalog } from '../../../src/app/catalog.js';
+import { CATALOG, checkEntryForDevice, FIRST_RUN_PACK, normalizePackUrl, parseCatalog } from '../../../src/app/catalog.js';
+import { checkManifestForDevice } from '../../../src/runtime/capacity.js';
 import data from '../../../src/app/catalog.json';
 import { isFluxError, type FluxError } from '../../../src/errors.js';
 import { parseManifest } from '../../../src/pack/manifest.js';
